@@ -1,0 +1,31 @@
+"""Assertion forms of check_op and check_loss, for tests: they raise AssertionError(str(report))."""
+from gradcheck.loss import check_loss
+from gradcheck.op import check_op
+from gradcheck.report import Report
+
+
+def assert_gradients(*args, **kwargs):
+    """assert_gradients(report), or assert_gradients(forward, backward, inputs, **check_op_kwargs).
+
+    Raises AssertionError with the full report text unless the report is ok; returns the report.
+    """
+    report = _given_report(args, kwargs) or check_op(*args, **kwargs)
+    return _require(report)
+
+
+def assert_loss_gradients(*args, **kwargs):
+    """assert_loss_gradients(report), or assert_loss_gradients(loss_fn, params, grads, **check_loss_kwargs)."""
+    report = _given_report(args, kwargs) or check_loss(*args, **kwargs)
+    return _require(report)
+
+
+def _given_report(args, kwargs):
+    if len(args) == 1 and not kwargs and isinstance(args[0], Report):
+        return args[0]
+    return None
+
+
+def _require(report):
+    if not report.ok:
+        raise AssertionError(str(report))
+    return report

@@ -1,0 +1,218 @@
+"""Compare one block's analytic gradient with finite differences: entry by entry, or along probes.
+
+A block is one array the checked scalar depends on (an op's input, a model's parameter block).
+``evaluate(y)`` returns the scalar with the block replaced by ``y``; it must not keep or change ``y``.
+
+Pass rule for one number (an entry, or a directional derivative grad . u):
+
+    |a - n| <= atol_i + rtol * max(|a|, |n|),
+    atol_i  = ESTIMATE_MULTIPLE * (Richardson error estimate) + round-off floor (+ the user's atol).
+"""
+import math
+
+import numpy as np
+
+from gradcheck.numeric import BASE_LEVELS, ESTIMATE_MULTIPLE, LADDER_LEVELS, Ladder, base_step, choose_scheme
+from gradcheck.report import FAILING, KINK, NONFINITE, NOT_CHECKED, OK, VACUOUS, WRONG, BlockResult, \
+    CheckResult, EntryResult
+
+INF = float("inf")
+
+
+def check_entries(name, x, analytic, evaluate, f0, *, indices, bounds, noise, rtol, atol, eps):
+    """Finite-difference check of the flat entries `indices` of block x (of machine epsilon eps)."""
+    work = x.copy()
+    results = []
+    for j in indices:
+        phi = _entry_phi(work, x, int(j), evaluate)
+        room = _entry_room(float(x.flat[j]), bounds)
+        label = str(tuple(int(i) for i in np.unravel_index(int(j), x.shape)))
+        h = base_step(x.flat[j], eps)
+        results.append(judge(phi, f0, h, room, noise, float(analytic.flat[j]), rtol, atol, label))
+    return summarize(name, x.shape, analytic, results, method="entries")
+
+
+def check_probes(name, x, analytic, evaluate, f0, *, directions, bounds, noise, rtol, atol, eps):
+    """Directional-derivative check along unit `directions`, the step scaled to the block's rms."""
+    h = base_step(_rms(x), eps)
+    results = []
+    for k, u in enumerate(directions):
+        phi = _direction_phi(x, u, evaluate)
+        room = _direction_room(x, u, bounds)
+        results.append(judge(phi, f0, h, room, noise, float(np.sum(analytic * u)), rtol, atol, f"probe {k}"))
+    return summarize(name, x.shape, analytic, results, method="probes")
+
+
+def vacuity_check(blocks):
+    """Fails when some block's analytic gradient is all zero while its numeric gradient is not."""
+    vacuous = [b.name for b in blocks if b.verdict == VACUOUS]
+    zero = [b.name for b in blocks if b.fraction_nonzero == 0.0 and b.ok and b.checked]
+    if vacuous:
+        return CheckResult("vacuity", False, f"analytic gradient all zero but numeric not: {', '.join(vacuous)}")
+    return CheckResult("vacuity", True, "no block is vacuous" +
+                       (f" ({', '.join(zero)}: gradient zero, and numerically zero too)" if zero else ""))
+
+
+def probe_directions(rng, x, bounds, count):
+    """`count` random Gaussian unit directions, turned to point inwards at entries on a bound."""
+    h = base_step(_rms(x), np.finfo(np.float64).eps)
+    directions = []
+    for _ in range(count):
+        u = rng.standard_normal(x.shape)
+        u = _point_inwards(u, x, bounds, reach=h)
+        norm = np.linalg.norm(u)
+        directions.append(u / norm if norm > 0 else u)
+    return directions
+
+
+def judge(phi, f0, h, room, noise, analytic, rtol, atol, label):
+    """Estimate phi'(0) and compare it with `analytic`; walk the step ladder before failing."""
+    scheme, step = choose_scheme(h, *room)
+    if not step > 0:
+        return EntryResult(label, analytic, math.nan, math.nan, 0.0, scheme, 0.0, 0.0, NOT_CHECKED)
+    ladder = Ladder(phi, f0, step, scheme, noise).extend(BASE_LEVELS)
+    if not ladder.finite():
+        return _entry(label, analytic, ladder.level(0), scheme, rtol, atol, NONFINITE, force=True)
+    first = _entry(label, analytic, ladder.level(0), scheme, rtol, atol, WRONG)
+    if first.ok and _sharp(first, rtol):
+        return first
+    ladder.extend(LADDER_LEVELS)
+    if not ladder.finite():
+        return _entry(label, analytic, ladder.level(0), scheme, rtol, atol, NONFINITE, force=True)
+    verdict = KINK if ladder.kink() or not ladder.converges() else WRONG
+    return _entry(label, analytic, ladder.best(), scheme, rtol, atol, verdict)
+
+
+def summarize(name, shape, analytic, results, method):
+    """Fold per-entry (or per-probe) results into a BlockResult with a verdict and worst entries."""
+    compared = [r for r in results if r.verdict != NOT_CHECKED]
+    failing = sorted((r for r in compared if not r.ok), key=lambda r: -r.ratio)
+    fraction = np.count_nonzero(analytic) / analytic.size if analytic.size else 1.0
+    block = BlockResult(name=name, shape=tuple(shape), method=method, checked=len(compared),
+                        fraction_nonzero=float(fraction), failures=failing)
+    if method == "probes":
+        block.probes = list(results)
+    if compared:
+        block.max_abs_err = max(r.abs_err for r in compared)
+        block.max_rel_err = max((r.rel_err for r in compared if _above_noise(r)), default=0.0)
+        block.worst_ratio = max(r.ratio for r in compared)
+    block.verdict = _block_verdict(failing, fraction)
+    block.summary = _block_summary(block, failing, method)
+    if len(compared) < len(results):
+        block.note = f"{len(results) - len(compared)} entries not checked: no room between their bounds"
+    return block
+
+
+# -- the scalar along one entry or one direction -------------------------------------------------
+
+def _entry_phi(work, x, j, evaluate):
+    """phi(t) = f(x + t e_j): perturb one entry of the work copy in place, restore it afterwards."""
+    def phi(t):
+        work.flat[j] = x.flat[j] + t
+        actual = float(work.flat[j]) - float(x.flat[j])
+        try:
+            return evaluate(work), actual
+        finally:
+            work.flat[j] = x.flat[j]
+    return phi
+
+
+def _direction_phi(x, u, evaluate):
+    """phi(t) = f(x + t u) for a unit direction u."""
+    def phi(t):
+        return evaluate((x + t * u).astype(x.dtype, copy=False)), t
+    return phi
+
+
+def _entry_room(value, bounds):
+    """(room below, room above) for one entry inside [lo, hi]."""
+    lo, hi = bounds
+    return (INF if lo is None else value - lo), (INF if hi is None else hi - value)
+
+
+def _direction_room(x, u, bounds):
+    """How far one can move along -u and along +u before some entry of x leaves [lo, hi]."""
+    lo, hi = bounds
+    plus = minus = INF
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if lo is not None:
+            plus = min(plus, _min_ratio(x - lo, -u))     # entries with u < 0 approach lo going +u
+            minus = min(minus, _min_ratio(x - lo, u))    # entries with u > 0 approach lo going -u
+        if hi is not None:
+            plus = min(plus, _min_ratio(hi - x, u))
+            minus = min(minus, _min_ratio(hi - x, -u))
+    return minus, plus
+
+
+def _min_ratio(distance, speed):
+    """Smallest distance / speed over entries moving towards their bound (speed > 0)."""
+    moving = speed > 0
+    return float(np.min(distance[moving] / speed[moving])) if np.any(moving) else INF
+
+
+def _point_inwards(u, x, bounds, reach):
+    """Flip the components of u that would carry an entry within `reach` of a bound across it."""
+    lo, hi = bounds
+    u = u.copy()
+    if lo is not None:
+        near = (x - lo) < reach
+        u[near] = np.abs(u[near])
+    if hi is not None:
+        near = (hi - x) < reach
+        u[near] = -np.abs(u[near])
+    return u
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+# -- verdicts ----------------------------------------------------------------------------------------
+
+def _entry(label, analytic, level, scheme, rtol, atol, if_failing, force=False):
+    """EntryResult for `analytic` against one ladder level: OK under the pass rule, else `if_failing`
+    (always `if_failing` when force)."""
+    numeric = level.value
+    abs_part = level.uncertainty + atol
+    allowed = abs_part + rtol * max(abs(analytic), abs(numeric))
+    passes = abs(analytic - numeric) <= allowed and not force
+    verdict = OK if passes else if_failing
+    return EntryResult(label, analytic, numeric, level.estimate, level.step, scheme, abs_part, allowed, verdict)
+
+
+def _sharp(entry, rtol):
+    """Is the truncation part of the allowed error within the rtol budget (or at round-off)?
+
+    If not, a first-step pass could hide a mistake of the size rtol is meant to catch: the entry goes
+    down the ladder, whose smaller steps give a sharper estimate, before it may pass.
+    """
+    truncation = ESTIMATE_MULTIPLE * entry.err_est
+    round_off = entry.atol - truncation            # the floor (plus any user atol)
+    return truncation <= max(rtol * max(abs(entry.analytic), abs(entry.numeric)), round_off)
+
+
+def _above_noise(r):
+    return max(abs(r.analytic), abs(r.numeric)) > r.atol
+
+
+def _block_verdict(failing, fraction_nonzero):
+    if not failing:
+        return OK
+    if fraction_nonzero == 0.0:
+        return VACUOUS
+    for verdict in (WRONG, KINK, NONFINITE):
+        if any(r.verdict == verdict for r in failing):
+            return verdict
+    return failing[0].verdict
+
+
+def _block_summary(block, failing, method):
+    unit = "probes" if method == "probes" else "entries"
+    if block.verdict == OK:
+        return OK
+    if block.verdict == VACUOUS:
+        return (f"vacuous: the analytic gradient is all zero but the numeric one is not "
+                f"({len(failing)} of {block.checked} {unit} disagree)")
+    counts = [f"{v} at {n} of {block.checked} {unit}"
+              for v in FAILING for n in [sum(r.verdict == v for r in failing)] if n]
+    return "; ".join(counts)

@@ -1,0 +1,209 @@
+"""What a gradient check found, and how it prints: a verdict line, how to reproduce it, the structural
+checks, a per-block summary table and the worst entries of each failing block."""
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+# Verdicts of one entry, one probe or one block.
+OK = "ok"
+WRONG = "wrong gradient"            # the finite-difference ladder converged to another value
+KINK = "kink or noise"              # the ladder did not converge: a non-differentiable point, or noise
+NONFINITE = "non-finite f near x"   # f was inf/nan at a perturbed point (a domain to declare in bounds?)
+VACUOUS = "vacuous"                 # the analytic gradient is all zero while the numeric one is not
+NOT_CHECKED = "not checked"         # no room between the bounds, or the gradient's shape is wrong
+
+FAILING = (WRONG, KINK, NONFINITE, VACUOUS)
+
+# How many failing entries per block the text shows, worst first.
+WORST_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """One compared number: a gradient entry (index "(i, j)") or a probe direction ("probe k")."""
+
+    index: str
+    analytic: float
+    numeric: float
+    err_est: float      # the Richardson error estimate |R - D(h/2)|
+    step: float         # the largest step of the estimate that was kept
+    scheme: str         # "central", "forward" or "backward"
+    atol: float         # the absolute part of the allowed error: the measured noise (+ the user's atol)
+    allowed: float      # atol + rtol * max(|analytic|, |numeric|)
+    verdict: str
+
+    @property
+    def abs_err(self):
+        return abs(self.analytic - self.numeric)
+
+    @property
+    def rel_err(self):
+        """|a - n| / max(|a|, |n|), 0 when both are 0."""
+        top = max(abs(self.analytic), abs(self.numeric))
+        return self.abs_err / top if top > 0 else 0.0
+
+    @property
+    def ratio(self):
+        """Error over allowed error: the entry passes iff this is <= 1."""
+        if self.abs_err == 0.0:
+            return 0.0
+        return self.abs_err / self.allowed if self.allowed > 0 else float("inf")
+
+    @property
+    def ok(self):
+        return self.verdict not in FAILING
+
+
+@dataclass
+class BlockResult:
+    """The result for one input of an op, or one parameter block of a model.
+
+    max_rel_err is taken over entries whose magnitude exceeds their noise level (elsewhere the
+    relative error of two round-off-sized numbers says nothing); worst_ratio is the largest
+    error / allowed error, so a block passes iff worst_ratio <= 1.
+    """
+
+    name: str
+    shape: Tuple[int, ...]
+    method: str                   # "entries", "probes", or "probes, then entries"
+    checked: int                  # entries (or probes) compared
+    fraction_nonzero: float       # of the analytic gradient's entries
+    max_abs_err: float = 0.0
+    max_rel_err: float = 0.0
+    worst_ratio: float = 0.0
+    verdict: str = OK
+    summary: str = ""             # e.g. "wrong gradient at 3 of 20 entries"
+    failures: List[EntryResult] = field(default_factory=list)   # worst first
+    probes: List[EntryResult] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def ok(self):
+        return self.verdict not in FAILING
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A named structural check (shapes, mutation, determinism, linearity, ...)."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+@dataclass
+class Report:
+    """Everything one check_op / check_loss call found. ``str(report)`` is meant to be acted on."""
+
+    function: str                         # "check_op" or "check_loss"
+    seed: int
+    rtol: float
+    atol: Optional[float]
+    reproduce: str                        # a line of Python that repeats the check
+    rule: str                             # the pass rule and noise model, in words
+    checks: List[CheckResult] = field(default_factory=list)
+    blocks: List[BlockResult] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self):
+        return all(c.ok for c in self.checks) and all(b.ok for b in self.blocks)
+
+    def block(self, name):
+        """The BlockResult called `name`."""
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def check(self, name):
+        """The CheckResult called `name`."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def failures(self):
+        """Short phrases naming every failing block and check."""
+        found = [f"{b.name}: {b.summary or b.verdict}" for b in self.blocks if not b.ok]
+        return found + [f"{c.name}: {c.message}" for c in self.checks if not c.ok]
+
+    def __str__(self):
+        return "\n".join(_render(self))
+
+
+def abandon(report, shapes, why):
+    """Finish a report whose numeric part cannot run: every block NOT_CHECKED, and a failing check."""
+    for name, shape in shapes:
+        report.blocks.append(BlockResult(name=name, shape=tuple(shape), method="-", checked=0,
+                                         fraction_nonzero=0.0, verdict=NOT_CHECKED, summary=f"not checked: {why}"))
+    report.checks.append(CheckResult("numeric check", False, f"not run: {why}"))
+    return report
+
+
+# -- text -------------------------------------------------------------------------------------------
+
+def _render(report):
+    lines = [_headline(report), f"reproduce: {report.reproduce}",
+             f"seed {report.seed}; {report.rule}"]
+    lines += [f"note: {n}" for n in report.notes]
+    lines += ["", "structural checks:"]
+    lines += _table(["", "check", "result"],
+                    [["ok" if c.ok else "FAIL", c.name, c.message] for c in report.checks])
+    lines += ["", "blocks:"]
+    lines += _table(["block", "shape", "method", "checked", "nonzero", "max abs err", "max rel err",
+                     "err/allowed", "verdict"], [_block_row(b) for b in report.blocks])
+    for b in report.blocks:
+        lines += _block_details(b)
+    return lines
+
+
+def _headline(report):
+    if report.ok:
+        probes = sum(b.checked for b in report.blocks if b.method == "probes")
+        entries = sum(b.checked for b in report.blocks if b.method != "probes")
+        compared = ", ".join(_count(n, unit) for n, unit in ((entries, "entry"), (probes, "probe")) if n)
+        return (f"gradcheck PASSED ({report.function}): {_count(len(report.blocks), 'block')} "
+                f"({compared or 'nothing'} compared), {_count(len(report.checks), 'structural check')} ok")
+    return f"gradcheck FAILED ({report.function}): " + "; ".join(report.failures())
+
+
+def _count(n, unit):
+    plural = "entries" if unit == "entry" else unit + "s"
+    return f"{n} {unit if n == 1 else plural}"
+
+
+def _block_row(b):
+    return [b.name, str(b.shape), b.method, str(b.checked), f"{100 * b.fraction_nonzero:.0f}%",
+            f"{b.max_abs_err:.2e}", f"{b.max_rel_err:.2e}", f"{b.worst_ratio:.3g}", b.summary or b.verdict]
+
+
+def _block_details(b):
+    lines = []
+    if b.probes and not all(p.ok for p in b.probes):
+        lines += ["", f"{b.name}: probes (random unit directions u; analytic = grad . u)"]
+        lines += _table(_ENTRY_HEADER, [_entry_row(p) for p in b.probes])
+    if b.failures:
+        shown = b.failures[:WORST_SHOWN]
+        lines += ["", f"{b.name}: worst entries ({len(shown)} of {len(b.failures)} failing)"]
+        lines += _table(_ENTRY_HEADER, [_entry_row(e) for e in shown])
+    if b.note:
+        lines += [f"{b.name}: {b.note}"]
+    return lines
+
+
+_ENTRY_HEADER = ["index", "analytic", "numeric", "abs err", "rel err", "allowed", "err est", "step",
+                 "scheme", "verdict"]
+
+
+def _entry_row(e):
+    return [e.index, f"{e.analytic:+.10e}", f"{e.numeric:+.10e}", f"{e.abs_err:.2e}", f"{e.rel_err:.2e}",
+            f"{e.allowed:.2e}", f"{e.err_est:.2e}", f"{e.step:.2e}", e.scheme, e.verdict]
+
+
+def _table(header, rows):
+    """Left-aligned columns, two spaces apart, indented by two."""
+    if not rows:
+        return ["  (none)"]
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    fmt = lambda r: "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return [fmt(header)] + [fmt(r) for r in rows]

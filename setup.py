@@ -1,0 +1,19 @@
+"""Install ntm_ref (the model), gradcheck (the checker) and tasks (the paper's tasks)."""
+from setuptools import setup
+
+setup(
+    name="ntm_ref",
+    version="0.1.0",
+    description="A from-scratch NumPy reference Neural Turing Machine with hand-written, "
+    "finite-difference-checked backward passes",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=["ntm_ref", "gradcheck", "tasks"],
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.26", "scipy>=1.11"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80"],
+    },
+    entry_points={"console_scripts": ["ntm-ref=ntm_ref.cli:main"]},
+    license="MIT",
+)
