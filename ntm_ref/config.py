@@ -1,0 +1,159 @@
+"""NTMConfig: every choice that defines an NTM, validated when the config is made.
+
+Sources of the defaults (see docs/model.md for the full table):
+  the paper     Graves, Wayne & Danihelka 2014, arXiv:1410.5401 (sizes: memory 128 x 20, shift range 1,
+                controller 100 for copy, Tables 1-3)
+  Collier       Collier & Beel 2018, arXiv:1807.08518 and its TensorFlow code (activations of the head
+                parameters, memory initialised to the constant 1e-6, learned initial reads and weightings,
+                clipping of head parameters and outputs at +-20, reads from the memory before the write)
+
+Every field is checked in ``__post_init__``; a bad value raises ValueError naming the field, the value
+and what is allowed, so a mistake never surfaces later as a NumPy broadcasting error.
+"""
+import dataclasses
+import json
+import numbers
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+# Activation choices per head parameter: the maps the public implementations use (notes/paper.md).
+#   identity: pytorch-ntm's key and add; clip01: ntm-lasagne's key and add (clipped to [0, 1]);
+#   relu / one_plus_relu / hard_sigmoid: ntm-lasagne's beta, gamma, gate and erase.
+HEAD_ACTIVATION_CHOICES = {
+    "key_activation": ("tanh", "identity", "clip01"),
+    "beta_activation": ("softplus", "relu"),
+    "gate_activation": ("sigmoid", "hard_sigmoid"),
+    "shift_activation": ("softmax",),
+    "gamma_activation": ("oneplus", "one_plus_relu"),
+    "erase_activation": ("sigmoid", "hard_sigmoid"),
+    "add_activation": ("tanh", "identity", "clip01"),
+}
+CONTROLLERS = ("feedforward", "lstm")
+CONTROLLER_ACTIVATIONS = ("tanh", "relu", "sigmoid")
+MEMORY_INITS = ("constant", "learned", "random")
+STEP_ORDERS = ("read_first", "write_first")
+
+
+@dataclass(frozen=True)
+class NTMConfig:
+    """The architecture of one NTM. Shapes: I = input_size, O = output_size, C = controller_size(s),
+    N = memory_slots, M = memory_width, R = read_heads, W = write_heads, S = 2 * shift_range + 1."""
+
+    input_size: int
+    output_size: int
+    controller: str = "feedforward"
+    # int for one layer, tuple for several (the paper: 100 for most tasks)
+    controller_size: Union[int, Tuple[int, ...]] = 100
+    # hidden-layer nonlinearity of the feedforward controller (the paper does not say; tanh as in Graves 2013's RNNs)
+    controller_activation: str = "tanh"
+    memory_slots: int = 128          # N, the paper's 128
+    memory_width: int = 20           # M, the paper's 20
+    read_heads: int = 1              # R
+    write_heads: int = 1             # W
+    shift_range: int = 1             # shifts -1, 0, +1 (the paper's copy figures)
+    key_activation: str = "tanh"     # Collier
+    beta_activation: str = "softplus"
+    gate_activation: str = "sigmoid"
+    shift_activation: str = "softmax"
+    gamma_activation: str = "oneplus"
+    erase_activation: str = "sigmoid"
+    add_activation: str = "tanh"     # Collier
+    memory_init: str = "constant"    # Collier's best: converges about twice as fast as learned or random
+    memory_init_value: float = 1e-6  # Collier's constant
+    learn_initial_reads: bool = True     # Collier: r0 = tanh(learned); else r0 = 0
+    learn_initial_weights: bool = True   # Collier: w0 = softmax(learned); else w0 = one-hot on slot 0
+    clip_value: Optional[float] = 20.0   # Collier clips head parameters and output logits to +-20; None = off
+    step_order: str = "read_first"       # Collier and pytorch-ntm read the memory before this step's write
+
+    def __post_init__(self):
+        for name in ("input_size", "output_size", "memory_slots", "memory_width", "read_heads", "write_heads"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("shift_range", self.shift_range, minimum=0)
+        sizes = self.controller_size
+        if isinstance(sizes, list):
+            sizes = tuple(sizes)
+            object.__setattr__(self, "controller_size", sizes)
+        if isinstance(sizes, tuple):
+            bad = not sizes or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+                                   for v in sizes)
+            if bad:
+                raise ValueError(f"controller_size: got {sizes!r}; must be an int >= 1 or a non-empty tuple "
+                                 f"of ints >= 1 (one per layer)")
+        else:
+            _check_int("controller_size", sizes, minimum=1)
+        _check_choice("controller", self.controller, CONTROLLERS)
+        _check_choice("controller_activation", self.controller_activation, CONTROLLER_ACTIVATIONS)
+        for name, choices in HEAD_ACTIVATION_CHOICES.items():
+            _check_choice(name, getattr(self, name), choices)
+        _check_choice("memory_init", self.memory_init, MEMORY_INITS)
+        _check_choice("step_order", self.step_order, STEP_ORDERS)
+        for name in ("learn_initial_reads", "learn_initial_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: got {getattr(self, name)!r}; must be True or False")
+        if not _is_real(self.memory_init_value):
+            raise ValueError(f"memory_init_value: got {self.memory_init_value!r}; must be a finite number")
+        if self.clip_value is not None and not (_is_real(self.clip_value) and self.clip_value > 0):
+            raise ValueError(f"clip_value: got {self.clip_value!r}; must be a positive number or None (no clipping)")
+        S = 2 * self.shift_range + 1
+        if S > self.memory_slots:
+            raise ValueError(f"shift_range: got {self.shift_range}, a kernel of width {S} is wider than the "
+                             f"memory ({self.memory_slots} slots); need 2 * shift_range + 1 <= memory_slots")
+
+    # -- derived sizes ---------------------------------------------------------------------------------
+    @property
+    def controller_sizes(self) -> Tuple[int, ...]:
+        """The controller's layer sizes as a tuple (one entry per layer)."""
+        return self.controller_size if isinstance(self.controller_size, tuple) else (self.controller_size,)
+
+    @property
+    def shift_width(self) -> int:
+        """S = 2 * shift_range + 1."""
+        return 2 * self.shift_range + 1
+
+    @property
+    def read_head_size(self) -> int:
+        """Raw parameters per read head: key M, beta 1, g 1, shift S, gamma 1."""
+        return self.memory_width + 3 + self.shift_width
+
+    @property
+    def write_head_size(self) -> int:
+        """Raw parameters per write head: a read head's, plus erase M and add M."""
+        return self.read_head_size + 2 * self.memory_width
+
+    # -- (de)serialisation -------------------------------------------------------------------------------
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown NTMConfig field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        d = dict(d)
+        if isinstance(d.get("controller_size"), list):
+            d["controller_size"] = tuple(d["controller_size"])
+        return cls(**d)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: got {value!r} ({type(value).__name__}); must be an int >= {minimum}")
+    if value < minimum:
+        raise ValueError(f"{name}: got {value}; must be an int >= {minimum}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name}: got {value!r}; allowed: {', '.join(map(repr, choices))}")

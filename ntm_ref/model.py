@@ -1,0 +1,444 @@
+"""The Neural Turing Machine: one time step, the loop over time, and backprop through time.
+
+Dimension legend: B batch, T time steps, I input width, O output width, N memory slots, M word width,
+R read heads, W write heads, S shift-kernel width, C controller output width, P raw parameters per head.
+
+One time step t (``step_forward``), with the defaults (read before write, as Collier and pytorch-ntm):
+
+    1. controller     h_t = controller([x_t, r_{t-1}], state_{t-1})                       (B, C)
+    2. heads          raw = clip(h_t W_head + b_head);  k, beta, g, s, gamma (, e, a) = activations(raw)
+    3. read heads     w^r_t = address(M_{t-1}, w^r_{t-1}, k, beta, g, s, gamma)   eqs 5-9  (B, R, N)
+                      r_t   = read(M_{t-1}, w^r_t)                                  eq 2     (B, R, M)
+    4. write heads    w^w_t = address(M_{t-1}, w^w_{t-1}, ...)                      eqs 5-9  (B, W, N)
+                      M_t   = write(M_{t-1}, w^w_t, e, a)                           eqs 3-4  (B, N, M)
+    5. output         z_t = clip([h_t, r_t] W_out + b_out);  y_t = sigmoid(z_t)                (B, O)
+
+With ``step_order="write_first"`` step 4 comes before step 3 and the read heads address and read M_t.
+Every operation is a forward/backward pair from ntm_ref.addressing, ntm_ref.memory, ntm_ref.heads and
+ntm_ref.controller; only this module knows about time. ``backward_pass`` is one explicit reverse loop over
+the stored step caches, carrying the gradients of the memory, the previous weightings, the previous reads
+and the controller state (an NTMState of gradients).
+"""
+from typing import List, NamedTuple, Optional
+
+import numpy as np
+
+from ntm_ref.activations import softmax_backward, softmax_forward, tanh_forward
+from ntm_ref.addressing import AddressCache, address_backward, address_forward
+from ntm_ref.config import NTMConfig
+from ntm_ref.controller import (ControllerCache, ControllerState, LinearCache, controller_backward,
+                                controller_forward, linear_backward, linear_forward)
+from ntm_ref.heads import (ClipCache, HeadParams, HeadsCache, clip_backward, clip_forward, head_layout,
+                           heads_backward, heads_forward)
+from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
+from ntm_ref.memory import ReadCache, WriteCache, read_backward, read_forward, write_backward, write_forward
+
+LSTM_FORGET_BIAS = 1.0  # forget gates start open (as TensorFlow's LSTMCell, used by Collier)
+
+
+class NTMState(NamedTuple):
+    """Everything carried from one step to the next (or its gradient, in backprop through time)."""
+    memory: np.ndarray             # (B, N, M)
+    reads: np.ndarray              # (B, R, M)  the read vectors r_{t}
+    w_read: np.ndarray             # (B, R, N)  the read heads' weightings
+    w_write: np.ndarray            # (B, W, N)  the write heads' weightings
+    controller: ControllerState    # LSTM h and c per layer; empty for feedforward
+
+
+class StepCache(NamedTuple):
+    """One step's caches (for the backward) and its internal values (for traces and plots)."""
+    controller: ControllerCache
+    controller_output: np.ndarray  # (B, C)
+    read_linear: LinearCache
+    read_clip: ClipCache
+    read_raw: np.ndarray           # (B, R, P) after clipping, before activation
+    read_heads: HeadsCache
+    read_params: HeadParams        # activated
+    write_linear: LinearCache
+    write_clip: ClipCache
+    write_raw: np.ndarray          # (B, W, P)
+    write_heads: HeadsCache
+    write_params: HeadParams
+    read_address: AddressCache     # keeps the weighting after every addressing stage
+    write_address: AddressCache
+    read: ReadCache
+    write: WriteCache
+    out_linear: LinearCache
+    out_clip: ClipCache
+    state: NTMState                # the state after this step
+
+
+# ---------------------------------------------------------------------------------------------------
+# parameters
+# ---------------------------------------------------------------------------------------------------
+
+def init_params(config: NTMConfig, seed=0):
+    """All learned parameters as one flat dict name -> float64 array, drawn from ``seed``.
+
+    Weights ~ Normal(0, 1 / fan_in) (Collier's 1/sqrt(fan_in) scale), biases 0 (LSTM forget gates
+    LSTM_FORGET_BIAS). Names:
+        ctrl.<l>.W, ctrl.<l>.b            controller layer l ((D_l, C_l), or (D_l + C_l, 4 C_l) for LSTM)
+        ctrl.<l>.h0, ctrl.<l>.c0          learned initial LSTM state (C_l,)            [lstm only]
+        read.W, read.b / write.W, write.b controller output -> raw head parameters (C, R P_r) / (C, W P_w)
+        out.W, out.b                      [h, r_1..r_R] -> output logits (C + R M, O)
+        memory0                           initial memory (N, M)                 [memory_init "learned"]
+        read0                             initial reads, r0 = tanh(read0) (R, M)      [learn_initial_reads]
+        w0.read, w0.write                 initial weightings = softmax(w0.*) (R, N), (W, N)  [learn_initial_weights]
+    """
+    rng = np.random.default_rng(seed)
+    c = config
+    N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
+    p = {}
+
+    def weight(name, fan_in, fan_out):
+        p[name] = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=(fan_in, fan_out))
+
+    width = c.input_size + R * M
+    for l, size in enumerate(c.controller_sizes):
+        if c.controller == "lstm":
+            weight(f"ctrl.{l}.W", width + size, 4 * size)
+            p[f"ctrl.{l}.b"] = np.zeros(4 * size)
+            p[f"ctrl.{l}.b"][size:2 * size] = LSTM_FORGET_BIAS
+            p[f"ctrl.{l}.h0"] = np.zeros(size)
+            p[f"ctrl.{l}.c0"] = np.zeros(size)
+        else:
+            weight(f"ctrl.{l}.W", width, size)
+            p[f"ctrl.{l}.b"] = np.zeros(size)
+        width = size
+    C = width
+    weight("read.W", C, R * c.read_head_size)
+    p["read.b"] = np.zeros(R * c.read_head_size)
+    weight("write.W", C, Wh * c.write_head_size)
+    p["write.b"] = np.zeros(Wh * c.write_head_size)
+    weight("out.W", C + R * M, c.output_size)
+    p["out.b"] = np.zeros(c.output_size)
+    if c.memory_init == "learned":
+        p["memory0"] = _random_memory(rng, N, M)
+    if c.learn_initial_reads:
+        p["read0"] = rng.normal(0.0, 1.0, size=(R, M))          # Collier: tanh of a learned N(0, 1) vector
+    if c.learn_initial_weights:
+        p["w0.read"] = rng.normal(0.0, 1.0, size=(R, N))        # Collier: softmax of a learned N(0, 1) vector
+        p["w0.write"] = rng.normal(0.0, 1.0, size=(Wh, N))
+    return p
+
+
+def _random_memory(rng, N, M):
+    """Uniform(-1/sqrt(N + M), 1/sqrt(N + M)), pytorch-ntm's random memory.  -> (N, M)."""
+    bound = 1.0 / np.sqrt(N + M)
+    return rng.uniform(-bound, bound, size=(N, M))
+
+
+def init_buffers(config: NTMConfig, seed=0):
+    """Fixed, unlearned arrays: the random initial memory of memory_init "random" (drawn from seed + 1)."""
+    if config.memory_init == "random":
+        return {"memory0": _random_memory(np.random.default_rng(seed + 1), config.memory_slots,
+                                          config.memory_width)}
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the initial state (every sequence starts from it; learned parts come from params)
+# ---------------------------------------------------------------------------------------------------
+
+def initial_state(params, config, buffers, batch_size):
+    """The state before the first step, broadcast over the batch.  -> NTMState."""
+    c, B = config, batch_size
+    N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
+    if c.memory_init == "constant":
+        memory0 = np.full((N, M), float(c.memory_init_value))
+    elif c.memory_init == "learned":
+        memory0 = params["memory0"]
+    else:
+        memory0 = buffers["memory0"]
+    reads0 = tanh_forward(params["read0"])[0] if c.learn_initial_reads else np.zeros((R, M))
+    if c.learn_initial_weights:
+        w_read0, w_write0 = softmax_forward(params["w0.read"])[0], softmax_forward(params["w0.write"])[0]
+    else:
+        w_read0, w_write0 = np.zeros((R, N)), np.zeros((Wh, N))
+        w_read0[:, 0] = w_write0[:, 0] = 1.0
+    if c.controller == "lstm":
+        h0 = tuple(np.tile(params[f"ctrl.{l}.h0"], (B, 1)) for l in range(len(c.controller_sizes)))
+        c0 = tuple(np.tile(params[f"ctrl.{l}.c0"], (B, 1)) for l in range(len(c.controller_sizes)))
+        ctrl = ControllerState(h0, c0)
+    else:
+        ctrl = ControllerState((), ())
+    tile = lambda a: np.tile(a, (B,) + (1,) * a.ndim)   # noqa: E731  (a fresh (B, ...) copy)
+    return NTMState(tile(memory0), tile(reads0), tile(w_read0), tile(w_write0), ctrl)
+
+
+def initial_state_backward(dstate, params, config, grads):
+    """Add the gradient of the initial state (summed over the batch) into the learned parameters behind it."""
+    c = config
+    if c.memory_init == "learned":
+        grads["memory0"] += dstate.memory.sum(axis=0)
+    if c.learn_initial_reads:
+        grads["read0"] += (1.0 - np.tanh(params["read0"]) ** 2) * dstate.reads.sum(axis=0)
+    if c.learn_initial_weights:
+        for kind, dw in (("read", dstate.w_read), ("write", dstate.w_write)):
+            _, cache = softmax_forward(params[f"w0.{kind}"])
+            grads[f"w0.{kind}"] += softmax_backward(dw.sum(axis=0), cache)
+    if c.controller == "lstm":
+        for l in range(len(c.controller_sizes)):
+            grads[f"ctrl.{l}.h0"] += dstate.controller.h[l].sum(axis=0)
+            grads[f"ctrl.{l}.c0"] += dstate.controller.c[l].sum(axis=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# one time step
+# ---------------------------------------------------------------------------------------------------
+
+def _heads_from_controller(h, params, kind, layout, n_heads, clip_value):
+    """Controller output h (B, C) -> raw (B, H, P) (clipped) and activated HeadParams for H heads."""
+    raw, lin = linear_forward(h, params[f"{kind}.W"], params[f"{kind}.b"])
+    raw, clip = clip_forward(raw, clip_value)
+    raw = raw.reshape(h.shape[0], n_heads, -1)
+    head_params, heads_cache = heads_forward(raw, layout)
+    return raw, head_params, lin, clip, heads_cache
+
+
+def _address(memory, w_prev, p: HeadParams):
+    return address_forward(memory, w_prev, p.key, p.beta, p.g, p.s, p.gamma)
+
+
+def step_forward(params, config, x_t, state):
+    """One NTM step.  x_t (B, I), state NTMState -> (logits (B, O), new NTMState, StepCache)."""
+    c = config
+    B = x_t.shape[0]
+    # 1. controller, fed the input and the previous step's reads
+    ctrl_in = np.concatenate([x_t, state.reads.reshape(B, -1)], axis=1)
+    h, ctrl_state, ctrl_cache = controller_forward(params, c.controller, len(c.controller_sizes), ctrl_in,
+                                                   state.controller, c.controller_activation)
+    # 2. heads: a linear map of h, split per head and activated
+    r_raw, rp, r_lin, r_clip, r_heads = _heads_from_controller(h, params, "read", head_layout(c, "read"),
+                                                               c.read_heads, c.clip_value)
+    w_raw, wp, w_lin, w_clip, w_heads = _heads_from_controller(h, params, "write", head_layout(c, "write"),
+                                                               c.write_heads, c.clip_value)
+    # 3-4. address, read and write
+    if c.step_order == "read_first":
+        w_read, r_addr = _address(state.memory, state.w_read, rp)
+        reads, read_cache = read_forward(state.memory, w_read)
+        w_write, w_addr = _address(state.memory, state.w_write, wp)
+        memory, write_cache = write_forward(state.memory, w_write, wp.erase, wp.add)
+    else:
+        w_write, w_addr = _address(state.memory, state.w_write, wp)
+        memory, write_cache = write_forward(state.memory, w_write, wp.erase, wp.add)
+        w_read, r_addr = _address(memory, state.w_read, rp)
+        reads, read_cache = read_forward(memory, w_read)
+    # 5. output logits from the controller output and this step's reads
+    logits, out_lin = linear_forward(np.concatenate([h, reads.reshape(B, -1)], axis=1),
+                                     params["out.W"], params["out.b"])
+    logits, out_clip = clip_forward(logits, c.clip_value)
+    new_state = NTMState(memory, reads, w_read, w_write, ctrl_state)
+    cache = StepCache(ctrl_cache, h, r_lin, r_clip, r_raw, r_heads, rp, w_lin, w_clip, w_raw, w_heads, wp,
+                      r_addr, w_addr, read_cache, write_cache, out_lin, out_clip, new_state)
+    return logits, new_state, cache
+
+
+def _heads_backward(dp: HeadParams, kind, lin, clip, heads_cache, grads):
+    """Back from the activated head parameters to the controller output: -> dh (B, C)."""
+    draw = heads_backward(dp, heads_cache)
+    draw = clip_backward(draw.reshape(draw.shape[0], -1), clip)
+    dh, dW, db = linear_backward(draw, lin)
+    grads[f"{kind}.W"] += dW
+    grads[f"{kind}.b"] += db
+    return dh
+
+
+def step_backward(dlogits, dnext: NTMState, cache: StepCache, config, grads):
+    """Backward of one step.  dlogits (B, O), dnext = dLoss/d(new state) -> (dx_t (B, I), dLoss/d(state) NTMState).
+
+    Adds every weight gradient of this step into ``grads``.
+    """
+    c = config
+    B, C = cache.controller_output.shape
+    # 5. output layer: z = clip([h, r] W_out + b_out)
+    dcat, dW, db = linear_backward(clip_backward(dlogits, cache.out_clip), cache.out_linear)
+    grads["out.W"] += dW
+    grads["out.b"] += db
+    dh = dcat[:, :C]
+    dreads = dcat[:, C:].reshape(cache.read.w.shape[0], c.read_heads, -1) + dnext.reads
+    # 3-4. read and write, in the reverse of the order they ran
+    if c.step_order == "read_first":
+        dmemory, dw_write, derase, dadd = write_backward(dnext.memory, cache.write)
+        dmem_w, dw_write_prev, *dwp = address_backward(dw_write + dnext.w_write, cache.write_address)
+        dmem_r, dw_read = read_backward(dreads, cache.read)
+        dmem_a, dw_read_prev, *drp = address_backward(dw_read + dnext.w_read, cache.read_address)
+        dmemory = dmemory + dmem_w + dmem_r + dmem_a
+    else:
+        dmem_r, dw_read = read_backward(dreads, cache.read)
+        dmem_a, dw_read_prev, *drp = address_backward(dw_read + dnext.w_read, cache.read_address)
+        dmemory, dw_write, derase, dadd = write_backward(dnext.memory + dmem_r + dmem_a, cache.write)
+        dmem_w, dw_write_prev, *dwp = address_backward(dw_write + dnext.w_write, cache.write_address)
+        dmemory = dmemory + dmem_w
+    # 2. heads
+    dh = dh + _heads_backward(HeadParams(*drp), "read", cache.read_linear, cache.read_clip,
+                              cache.read_heads, grads)
+    dh = dh + _heads_backward(HeadParams(*dwp, derase, dadd), "write", cache.write_linear, cache.write_clip,
+                              cache.write_heads, grads)
+    # 1. controller
+    dctrl_in, dctrl_state = controller_backward(dh, dnext.controller, cache.controller, grads)
+    I = c.input_size
+    dx_t = dctrl_in[:, :I]
+    dreads_prev = dctrl_in[:, I:].reshape(B, c.read_heads, -1)
+    return dx_t, NTMState(dmemory, dreads_prev, dw_read_prev, dw_write_prev, dctrl_state)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the loop over time, and backprop through time
+# ---------------------------------------------------------------------------------------------------
+
+def forward_pass(params, config, x, state0):
+    """Run T steps.  x (B, T, I), state0 NTMState -> (logits (B, T, O), [StepCache] * T)."""
+    B, T, _ = x.shape
+    logits = np.empty((B, T, config.output_size))
+    caches: List[StepCache] = []
+    state = state0
+    for t in range(T):
+        logits[:, t], state, cache = step_forward(params, config, x[:, t], state)
+        caches.append(cache)
+    return logits, caches
+
+
+def zero_state_like(state: NTMState) -> NTMState:
+    """An NTMState of zeros with the same shapes: the gradient flowing in after the last step."""
+    ctrl = ControllerState(tuple(np.zeros_like(a) for a in state.controller.h),
+                           tuple(np.zeros_like(a) for a in state.controller.c))
+    return NTMState(np.zeros_like(state.memory), np.zeros_like(state.reads), np.zeros_like(state.w_read),
+                    np.zeros_like(state.w_write), ctrl)
+
+
+def backward_pass(params, config, dlogits, caches):
+    """Backprop through time.  dlogits (B, T, O) -> (grads dict like params, dx (B, T, I), dstate0 NTMState).
+
+    One reverse loop over the stored caches, carrying dLoss/d(state) backwards. ``grads`` is zeroed here
+    and only here; every step adds into it. dstate0 is the gradient w.r.t. the initial state (not yet
+    passed into the learned initial-state parameters: see initial_state_backward).
+    """
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    B, T, _ = dlogits.shape
+    dx = np.empty((B, T, config.input_size))
+    dstate = zero_state_like(caches[-1].state)
+    for t in reversed(range(T)):
+        dx[:, t], dstate = step_backward(dlogits[:, t], dstate, caches[t], config, grads)
+    return grads, dx, dstate
+
+
+# ---------------------------------------------------------------------------------------------------
+# the model object: parameters + config, and the calls users make
+# ---------------------------------------------------------------------------------------------------
+
+class RunResult(NamedTuple):
+    logits: np.ndarray                 # (B, T, O)
+    probs: np.ndarray                  # (B, T, O) sigmoid of the logits
+    loss: Optional[float]              # bits per sequence, batch mean (None without targets)
+    grads: Optional[dict]              # like params (None without targets)
+    dx: Optional[np.ndarray]           # (B, T, I) dLoss/dx
+    dstate0: Optional[NTMState]        # dLoss/d(initial state)
+    caches: List[StepCache]
+
+
+ENGINES = ("fast", "reference")
+
+
+class NTM:
+    """A Neural Turing Machine: ``config`` (NTMConfig), ``params`` (flat dict), ``buffers`` (fixed arrays).
+
+    The same seed gives bit-identical parameters. ``engine`` chooses how ``run`` computes: "reference"
+    (this module, step by step, keeping every step's caches) or "fast" (ntm_ref.fast: the same numbers,
+    about 2x sooner, tested against the reference to 1e-10 relative; no caches). ``trace`` always uses the
+    reference.
+    """
+
+    def __init__(self, config: NTMConfig, seed=0, engine="fast"):
+        if not isinstance(config, NTMConfig):
+            raise ValueError(f"config: got {type(config).__name__}; must be an NTMConfig")
+        if engine not in ENGINES:
+            raise ValueError(f"engine: got {engine!r}; allowed: {', '.join(map(repr, ENGINES))}")
+        self.engine = engine
+        self.config = config
+        self.seed = seed
+        self.params = init_params(config, seed)
+        self.buffers = init_buffers(config, seed)
+
+    def initial_state(self, batch_size):
+        """The learned (or constant) state every sequence starts from, for a batch.  -> NTMState."""
+        return initial_state(self.params, self.config, self.buffers, batch_size)
+
+    def _check_inputs(self, x, y=None):
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 3 or x.shape[2] != self.config.input_size or x.shape[1] < 1:
+            raise ValueError(f"x: got shape {x.shape}; must be (B, T, input_size={self.config.input_size}) "
+                             f"with T >= 1")
+        if y is not None:
+            y = np.asarray(y, dtype=np.float64)
+            expected = x.shape[:2] + (self.config.output_size,)
+            if y.shape != expected:
+                raise ValueError(f"y: got shape {y.shape}; must be (B, T, output_size) = {expected}")
+        return x, y
+
+    def run(self, x, y=None, mask=None, state=None, engine=None):
+        """Forward over the whole sequence, and the loss and every gradient when targets y are given.
+
+        x (B, T, I); y (B, T, O) targets in [0, 1]; mask None, (B, T) or (B, T, O) of 0/1; state: an
+        explicit initial NTMState (default: the model's own initial state, whose learned parts then get
+        gradients; with an explicit state its gradient is returned as dstate0 instead); engine: "fast" or
+        "reference" (default: the model's). Only the reference engine returns the step caches.
+        """
+        x, y = self._check_inputs(x, y)
+        engine = self.engine if engine is None else engine
+        if engine == "fast":
+            from ntm_ref import fast   # imported here: ntm_ref.fast builds on this module
+            return fast.run(self.params, self.config, self.buffers, x, y, mask, state)
+        if engine != "reference":
+            raise ValueError(f"engine: got {engine!r}; allowed: {', '.join(map(repr, ENGINES))}")
+        explicit = state is not None
+        state0 = state if explicit else self.initial_state(x.shape[0])
+        logits, caches = forward_pass(self.params, self.config, x, state0)
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        if y is None:
+            return RunResult(logits, probs, None, None, None, None, caches)
+        loss, loss_cache = bce_bits_forward(logits, y, normalise_mask(mask, logits.shape))
+        grads, dx, dstate0 = backward_pass(self.params, self.config, bce_bits_backward(loss_cache), caches)
+        if not explicit:
+            initial_state_backward(dstate0, self.params, self.config, grads)
+        return RunResult(logits, probs, loss, grads, dx, dstate0, caches)
+
+    def forward(self, x):
+        """Output probabilities.  x (B, T, I) -> y (B, T, O)."""
+        return self.run(x).probs
+
+    def loss_and_grads(self, x, y, mask=None):
+        """Cost in bits per sequence (batch mean) and its gradient w.r.t. every parameter (same keys)."""
+        result = self.run(x, y, mask)
+        return result.loss, result.grads
+
+    def trace(self, x, state=None):
+        """Every step's internal values, stacked over time: dict name -> array (B, T, ...). See trace_from_caches."""
+        x, _ = self._check_inputs(x)
+        result = self.run(x, state=state, engine="reference")
+        return trace_from_caches(result.caches, result.logits)
+
+
+def trace_from_caches(caches: List[StepCache], logits):
+    """Stack the internal values of every step into arrays with time as axis 1.
+
+    controller_output (B, T, C); read.raw (B, T, R, P_r) and write.raw (B, T, W, P_w) after clipping;
+    read.<p> / write.<p> for p in key, beta, g, s, gamma (and erase, add): the activated head parameters;
+    read.w_content, read.w_gated, read.w_shifted, read.w (B, T, R, N) and the same for write: the weighting
+    after every addressing stage; reads (B, T, R, M); memory (B, T, N, M) after the step's write;
+    logits (B, T, O).
+    """
+    out = {"controller_output": np.stack([c.controller_output for c in caches], axis=1)}
+    for kind in ("read", "write"):
+        out[f"{kind}.raw"] = np.stack([getattr(c, f"{kind}_raw") for c in caches], axis=1)
+        for field in HeadParams._fields:
+            values = [getattr(getattr(c, f"{kind}_params"), field) for c in caches]
+            if values[0] is not None:
+                out[f"{kind}.{field}"] = np.stack(values, axis=1)
+        for stage in ("w_content", "w_gated", "w_shifted", "w"):
+            out[f"{kind}.{stage}"] = np.stack([getattr(getattr(c, f"{kind}_address"), stage) for c in caches],
+                                              axis=1)
+    out["reads"] = np.stack([c.state.reads for c in caches], axis=1)
+    out["memory"] = np.stack([c.state.memory for c in caches], axis=1)
+    out["logits"] = logits
+    return out

@@ -1,0 +1,85 @@
+"""NTMConfig validation and count_params."""
+import pytest
+
+from ntm_ref.config import NTMConfig
+from ntm_ref.count import count_params
+from ntm_ref.lstm_baseline import LSTMBaseline
+from ntm_ref.model import NTM
+
+BASE = dict(input_size=3, output_size=2)
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("input_size", 0, "int >= 1"),
+    ("output_size", -3, "int >= 1"),
+    ("input_size", 2.5, "must be an int"),
+    ("input_size", True, "must be an int"),
+    ("memory_slots", 0, "int >= 1"),
+    ("memory_width", "20", "must be an int"),
+    ("read_heads", 0, "int >= 1"),
+    ("write_heads", 0, "int >= 1"),
+    ("shift_range", -1, "int >= 0"),
+    ("shift_range", 64, "wider than the memory"),
+    ("controller", "gru", "allowed: 'feedforward', 'lstm'"),
+    ("controller_size", 0, "int >= 1"),
+    ("controller_size", (100, 0), "int >= 1"),
+    ("controller_size", (), "non-empty tuple"),
+    ("controller_activation", "gelu", "allowed"),
+    ("key_activation", "softmax", "allowed: 'tanh', 'identity', 'clip01'"),
+    ("beta_activation", "tanh", "allowed"),
+    ("gate_activation", "relu", "allowed"),
+    ("shift_activation", "sigmoid", "allowed"),
+    ("gamma_activation", "softplus", "allowed"),
+    ("erase_activation", "tanh", "allowed"),
+    ("add_activation", "relu", "allowed"),
+    ("memory_init", "zeros", "allowed: 'constant', 'learned', 'random'"),
+    ("memory_init_value", float("nan"), "finite number"),
+    ("clip_value", 0.0, "positive number or None"),
+    ("clip_value", -5, "positive number or None"),
+    ("step_order", "interleaved", "allowed: 'read_first', 'write_first'"),
+    ("learn_initial_reads", 1, "True or False"),
+])
+def test_invalid_field_names_the_field_value_and_what_is_allowed(field, value, allowed):
+    with pytest.raises(ValueError) as err:
+        NTMConfig(**{**BASE, field: value})
+    message = str(err.value)
+    assert message.startswith(field + ":"), message
+    assert repr(value) in message or str(value) in message, message
+    assert allowed in message, message
+
+
+def test_valid_configs_and_round_trip():
+    c = NTMConfig(**BASE, controller="lstm", controller_size=[4, 3], shift_range=2, memory_slots=5)
+    assert c.controller_size == (4, 3) and c.controller_sizes == (4, 3) and c.shift_width == 5
+    assert NTMConfig.from_dict(c.to_dict()) == c
+    import json
+    assert NTMConfig.from_dict(json.loads(c.to_json())) == c
+    with pytest.raises(ValueError, match="unknown NTMConfig field"):
+        NTMConfig.from_dict({**BASE, "heads": 3})
+    with pytest.raises(ValueError, match="^memory_slots:"):
+        c.replace(memory_slots=0)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(), dict(controller="lstm"), dict(controller_size=(4, 5), read_heads=2, write_heads=3),
+    dict(controller="lstm", controller_size=(4, 3), memory_init="learned", shift_range=2),
+    dict(learn_initial_reads=False, learn_initial_weights=False, memory_init="random"),
+])
+def test_count_params_equals_the_models_params(kw):
+    config = NTMConfig(**BASE, memory_slots=6, memory_width=3, controller_size=5).replace(**kw)
+    assert count_params(config) == sum(v.size for v in NTM(config).params.values())
+    for skip in (True, False):
+        assert count_params(config, "lstm", skip) == sum(
+            v.size for v in LSTMBaseline(config, skip_connections=skip).params.values())
+
+
+def test_count_params_reproduces_the_papers_lstm_baseline_rows():
+    """Table 3 (LSTM rows), with the widths worked out in docs/param-counts.md."""
+    rows = [((10, 9), 256, 1352969), ((8, 7), 512, 5312007), ((8, 6), 256, 1344518), ((1, 1), 128, 331905)]
+    for (I, O), C, paper in rows:
+        assert count_params(NTMConfig(input_size=I, output_size=O, controller_size=(C,) * 3), "lstm") == paper
+
+
+def test_count_params_rejects_unknown_model():
+    with pytest.raises(ValueError, match="^model:"):
+        count_params(NTMConfig(**BASE), model="gru")
