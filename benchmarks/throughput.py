@@ -1,0 +1,83 @@
+"""Throughput of loss_and_grads (sequences/s): the reference NTM.run against the fast engine (ntm_ref.fast).
+
+The paper's copy configuration: NTMConfig(input_size=9, output_size=8, controller_size=100), feedforward
+controller 100, memory 128 x 20, one read and one write head; a copy sequence of length L takes 2 L + 1
+steps (L = 20 -> 41). Each cell is the median of --repeats timed calls after one warm-up call.
+
+    python benchmarks/throughput.py                       # batch 1, 16, 64; 1 BLAS thread
+    python benchmarks/throughput.py --batch-sizes 64 --repeats 9 --threads 2
+
+--threads sets the BLAS thread count through the environment before NumPy is imported (it has to be set
+before OpenBLAS starts). The fast engine's own two Python threads over the batch are separate: the
+column "fast 1 thr" turns them off, "fast" uses the default.
+"""
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--length", type=int, default=20, help="copy length L (2 L + 1 time steps)")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (set before numpy loads)")
+    parser.add_argument("--skip-reference", action="store_true", help="time only the fast engine")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import time
+
+    import numpy as np
+
+    from ntm_ref import fast
+    from ntm_ref.config import NTMConfig
+    from ntm_ref.model import NTM
+
+    config = NTMConfig(input_size=9, output_size=8, controller_size=100)
+    model = NTM(config, seed=0)
+    T = 2 * args.length + 1
+
+    def batch(B, seed=0):
+        """A copy-task batch: L random 8-bit vectors, a delimiter, then L blank steps to recall them."""
+        rng = np.random.default_rng(seed)
+        L = args.length
+        bits = (rng.random((B, L, 8)) > 0.5).astype(np.float64)
+        x = np.zeros((B, T, 9))
+        x[:, :L, :8] = bits
+        x[:, L, 8] = 1.0
+        y = np.zeros((B, T, 8))
+        y[:, L + 1:] = bits
+        mask = np.zeros((B, T))
+        mask[:, L + 1:] = 1.0
+        return x, y, mask
+
+    def rate(fn, B):
+        fn()                                               # warm-up
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return B / float(np.median(times))
+
+    print(f"copy configuration, {T} steps, BLAS threads {args.threads}, median of {args.repeats}")
+    header = f"{'batch':>6} {'reference seq/s':>16} {'fast 1 thr seq/s':>17} {'fast seq/s':>11} {'ratio':>7}"
+    print(header)
+    for B in args.batch_sizes:
+        x, y, mask = batch(B)
+        ref = None if args.skip_reference else rate(lambda: model.run(x, y, mask), B)
+        one = rate(lambda: fast.run(model.params, config, model.buffers, x, y, mask, threads=1), B)
+        default = rate(lambda: fast.run(model.params, config, model.buffers, x, y, mask), B)
+        ratio = f"{max(one, default) / ref:7.1f}" if ref else f"{'-':>7}"
+        ref_text = f"{ref:16.1f}" if ref else f"{'-':>16}"
+        print(f"{B:>6} {ref_text} {one:17.1f} {default:11.1f} {ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,791 @@
+"""A fast engine for the whole NTM: the same loss, gradients, dx and dstate0 as ``NTM.run``, about 2x sooner.
+
+Dimension legend: B batch, T time steps, I input width, O output width, N memory slots, M word width,
+R read heads, W write heads, H = R + W all heads, S = 2 * shift_range + 1 shift-kernel width,
+C controller output width (C_l of layer l, D_l its input width), P all raw head parameters (R P_r + W P_w).
+
+The reference (ntm_ref.model) is written for reading: one pure forward/backward pair per equation, every
+step's caches as NamedTuples of fresh arrays. This module computes the same function, reorganised for
+speed. It is a companion, not a replacement: each fused block below names the paper equations and the
+reference functions it fuses, and tests/test_fast.py checks it against the reference to rtol 1e-10.
+
+What makes it fast (measured on the 2-core machines, see benchmarks/throughput.py):
+  * work hoisted out of the time loop: the input projection x W_x of all steps is one product before the
+    loop; the output layer of all steps ([h_t, r_t] W_out) is one product after it, and so is its backward;
+    every weight gradient is one product over all T B rows after the backward loop (per-step activations
+    and pre-activation gradients are stacked in (T, B, ...) buffers);
+  * all heads' raw parameters come from one product h W_heads, whose columns are permuted once so that
+    each kind of parameter (all keys, all betas, ...) is one contiguous slice: one activation call per
+    field for all heads, and in read_first one addressing call for all H = R + W heads (they all address
+    M_{t-1}), which shares the memory norms;
+  * per-sequence buffers allocated once (memory history (T + 1, B, N, M), weightings, ...), no np.roll,
+    cumprod or 4-D einsum in the step; the memory-gradient products of reading and addressing fused in
+    one batched matmul;
+  * the batch split in two halves run in two Python threads (NumPy releases the GIL in its loops and
+    BLAS calls), when the batch is large enough to pay for it.
+
+Public API: ``supports(config)`` and ``run(params, config, buffers, x, y=None, mask=None, state=None)``
+returning an ntm_ref.model.RunResult with ``caches=None``.
+"""
+import concurrent.futures
+import os
+import threading
+from typing import List, NamedTuple, Optional
+
+import numpy as np
+from scipy.special import expit
+
+from ntm_ref.addressing import COSINE_EPS, SHARPEN_EPS
+from ntm_ref.config import NTMConfig
+from ntm_ref.controller import ControllerState
+from ntm_ref.heads import WRITE_FIELDS, head_layout
+from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
+from ntm_ref.model import NTMState, RunResult, initial_state, initial_state_backward
+
+# Split the batch over two Python threads from this many sequences on (below it the thread hand-off
+# costs more than it saves). FAST_NTM_THREADS=1 in the environment turns the split off.
+THREAD_MIN_BATCH = 16
+N_THREADS = max(1, min(2, int(os.environ.get("FAST_NTM_THREADS", "2"))))
+
+
+def supports(config) -> bool:
+    """True for every valid NTMConfig: both controllers with any layers, any numbers of read and write
+    heads, both step orders, every activation, every memory init, clipping on or off."""
+    return isinstance(config, NTMConfig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# elementwise activations, as in ntm_ref.activations, written into preallocated outputs
+# ---------------------------------------------------------------------------------------------------
+
+def _act_forward(name, x, out):
+    """out = act(x) for the elementwise activations of ntm_ref.activations.  x, out: same shape."""
+    if name == "tanh":
+        np.tanh(x, out=out)
+    elif name == "sigmoid":
+        expit(x, out=out)
+    elif name == "identity":
+        out[...] = x
+    elif name == "clip01":
+        np.clip(x, 0.0, 1.0, out=out)
+    elif name == "softplus":
+        np.logaddexp(0.0, x, out=out)
+    elif name == "oneplus":
+        np.logaddexp(0.0, x, out=out)
+        out += 1.0
+    elif name == "relu":
+        np.maximum(x, 0.0, out=out)
+    elif name == "one_plus_relu":
+        np.maximum(x, 0.0, out=out)
+        out += 1.0
+    elif name == "hard_sigmoid":
+        np.clip(0.2 * x + 0.5, 0.0, 1.0, out=out)
+    else:
+        raise ValueError(f"unknown activation {name!r}")
+
+
+def _act_backward(name, dy, x, y, out):
+    """out = dL/dx = dy * act'(x), from the activation's input x and output y (ntm_ref.activations)."""
+    if name == "tanh":
+        np.multiply(dy, 1.0 - y ** 2, out=out)
+    elif name == "sigmoid":
+        np.multiply(dy * y, 1.0 - y, out=out)
+    elif name == "identity":
+        out[...] = dy
+    elif name == "clip01":
+        np.multiply(dy, (x > 0.0) & (x < 1.0), out=out)
+    elif name in ("softplus", "oneplus"):
+        np.multiply(dy, expit(x), out=out)
+    elif name in ("relu", "one_plus_relu"):
+        np.multiply(dy, x > 0.0, out=out)
+    elif name == "hard_sigmoid":
+        np.multiply(dy, 0.2 * (np.abs(x) < 2.5), out=out)
+    else:
+        raise ValueError(f"unknown activation {name!r}")
+
+
+def _softmax_last(x, out):
+    """out = softmax of x along its last axis (ntm_ref.activations.softmax_forward).  x, out (..., K)."""
+    np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=-1, keepdims=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# the permuted head layout: one product for all heads, one slice per field
+# ---------------------------------------------------------------------------------------------------
+
+class Layout(NamedTuple):
+    """Where each head parameter lives in the permuted raw vector (B, P) of all heads.
+
+    perm[j] is the column of concat([read.W, write.W], axis=1) that permuted column j comes from; the
+    permuted vector is [keys of all H heads (H M) | beta (H) | g (H) | shifts (H S) | gamma (H) |
+    erase (W M) | add (W M)], heads in the order read 0..R-1, write 0..W-1.
+    """
+    perm: np.ndarray          # (P,)
+    fields: dict              # field -> slice of the permuted vector
+    acts: dict                # field -> activation name
+
+
+def make_layout(config) -> Layout:
+    """The permutation and field slices for config (computed once per call, no time or batch)."""
+    c = config
+    R, Wh = c.read_heads, c.write_heads
+    Pr, Pw = c.read_head_size, c.write_head_size
+    kinds = (("read", R, Pr, 0), ("write", Wh, Pw, R * Pr))
+    spans = {kind: {f: (a, b, act) for f, a, b, act in head_layout(c, kind)} for kind, *_ in kinds}
+    cols, fields, acts, at = [], {}, {}, 0
+    for field in WRITE_FIELDS:
+        start = at
+        for kind, n_heads, P, base in kinds:
+            if field not in spans[kind]:
+                continue
+            a, b, act = spans[kind][field]
+            idx = base + np.arange(n_heads)[:, None] * P + np.arange(a, b)[None, :]
+            cols.append(idx.ravel())
+            at += idx.size
+            acts[field] = act
+        fields[field] = slice(start, at)
+    return Layout(np.concatenate(cols), fields, acts)
+
+
+class Weights(NamedTuple):
+    """The parameters rearranged for the engine (views or small copies of params)."""
+    ctrl_W: List[np.ndarray]  # per layer (D_l [+ C_l], C_l or 4 C_l)
+    ctrl_b: List[np.ndarray]
+    heads_W: np.ndarray       # (C, P) permuted columns of [read.W, write.W]
+    heads_b: np.ndarray       # (P,)
+    out_W: np.ndarray         # (C + R M, O)
+    out_b: np.ndarray         # (O,)
+
+
+def _weights(params, config, layout) -> Weights:
+    L = len(config.controller_sizes)
+    W = np.concatenate([params["read.W"], params["write.W"]], axis=1)[:, layout.perm]
+    b = np.concatenate([params["read.b"], params["write.b"]])[layout.perm]
+    return Weights([params[f"ctrl.{l}.W"] for l in range(L)], [params[f"ctrl.{l}.b"] for l in range(L)],
+                   np.ascontiguousarray(W), b, params["out.W"], params["out.b"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# the tape: every per-step value the backward needs, in buffers allocated once per sequence
+# ---------------------------------------------------------------------------------------------------
+
+class Tape(NamedTuple):
+    """Forward values of a batch of sequences, time first.  Index t = step t (t + 1 for "after step t")."""
+    U: List[np.ndarray]       # per layer (T, B, D_l [+ C_l]): the layer's input [x | r_{t-1}] or [h_{l-1}]
+                              # (+ h_prev for LSTM); layer 0's x part is filled before the loop
+    A: List[np.ndarray]       # per layer (T, B, C_l) feedforward outputs, or (T, B, 4 C_l) LSTM gates i f o g
+    cell: List[np.ndarray]    # per LSTM layer (T + 1, B, C_l) cell states c_t; [] for feedforward
+    tanh_c: List[np.ndarray]  # per LSTM layer (T, B, C_l)
+    raw: np.ndarray           # (T, B, P) raw head parameters after clipping (permuted layout)
+    act: np.ndarray           # (T, B, P) activated head parameters
+    mem: np.ndarray           # (T + 1, B, M, N) memory M_t, TRANSPOSED (slots last: broadcasts run along N)
+    keep: np.ndarray          # (T, B, M, N) prod_h (1 - w_h e_h^T) of step t's write, transposed
+    scratch: np.ndarray       # (B, M, N) a memory-sized work buffer
+    mem_norm: np.ndarray      # (T + 1, B, N) sqrt(|M_t(i)|^2 + COSINE_EPS)
+    w: np.ndarray             # (T + 1, B, H, N) weightings of all heads (read first), w[0] = initial
+    key_norm: np.ndarray      # (T, B, H)
+    K: np.ndarray             # (T, B, H, N) cosine similarities (eq 6)
+    w_content: np.ndarray     # (T, B, H, N) eq 5
+    w_gated_pad: np.ndarray   # (T, B, H, N + 2 sr) eq 7, circularly padded by sr = shift_range each side
+    w_shift_eps: np.ndarray   # (T, B, H, N) eq 8 output + SHARPEN_EPS
+    log_w: np.ndarray         # (T, B, H, N) log(w~ + SHARPEN_EPS)
+    hr: np.ndarray            # (T, B, C + R M) [h_t, r_t]: the output layer's input
+    logits: np.ndarray        # (T, B, O) after clipping
+    # work space of the backward pass
+    dZ: List[np.ndarray]      # like A: every layer's pre-activation gradients
+    draw: np.ndarray          # (T, B, P) gradients of the raw head parameters
+    dhr: np.ndarray           # (T, B, C + R M) the output layer's gradient w.r.t. [h_t, r_t]
+    G: np.ndarray             # (2, B, M, N) dLoss/dM_t (transposed), double-buffered
+    scratch2: np.ndarray      # (B, M, N) a second memory-sized work buffer
+
+
+# Tapes are reused between calls (first-touch page faults of fresh 50 MB buffers cost more than the
+# arithmetic): one per calling thread and batch part, reallocated when the config or batch size changes
+# or T grows; a shorter T uses views of the first steps.
+_TAPES = threading.local()
+_TIME_FIELDS_PLUS_ONE = ("cell", "mem", "mem_norm", "w")
+
+
+def _tape(config, B, T, part):
+    """A Tape for config, batch B and T steps (reused; its contents are garbage until written)."""
+    cache = _TAPES.__dict__.setdefault("tapes", {})
+    entry = cache.get(part)
+    if entry is None or entry[0] != config or entry[1] != B or entry[2] < T:
+        entry = (config, B, T, _allocate(config, B, T))
+        cache[part] = entry
+    full, T_full = entry[3], entry[2]
+    if T_full == T:
+        return full
+    views = {}
+    for name, value in full._asdict().items():
+        stop = T + 1 if name in _TIME_FIELDS_PLUS_ONE else T
+        if name in ("scratch", "scratch2", "G"):
+            views[name] = value
+        elif isinstance(value, list):
+            views[name] = [a[:stop] for a in value]
+        else:
+            views[name] = value[:stop]
+    return Tape(**views)
+
+
+def _allocate(config, B, T):
+    c = config
+    N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
+    H, sr = R + Wh, c.shift_range
+    sizes = c.controller_sizes
+    lstm = c.controller == "lstm"
+    P = R * c.read_head_size + Wh * c.write_head_size
+    U, A, cell, tanh_c = [], [], [], []
+    width = c.input_size + R * M
+    for C_l in sizes:
+        U.append(np.empty((T, B, width + (C_l if lstm else 0))))
+        A.append(np.empty((T, B, 4 * C_l if lstm else C_l)))
+        if lstm:
+            cell.append(np.empty((T + 1, B, C_l)))
+            tanh_c.append(np.empty((T, B, C_l)))
+        width = C_l
+    C = sizes[-1]
+    e = np.empty
+    return Tape(U, A, cell, tanh_c, e((T, B, P)), e((T, B, P)), e((T + 1, B, M, N)), e((T, B, M, N)),
+                e((B, M, N)), e((T + 1, B, N)),
+                e((T + 1, B, H, N)), e((T, B, H)), e((T, B, H, N)), e((T, B, H, N)), e((T, B, H, N + 2 * sr)),
+                e((T, B, H, N)), e((T, B, H, N)), e((T, B, C + R * M)), e((T, B, c.output_size)),
+                [np.empty_like(a) for a in A], e((T, B, P)), e((T, B, C + R * M)), e((2, B, M, N)),
+                e((B, M, N)))
+
+
+def _memory_norm(memory, out):
+    """sqrt(|M(i)|^2 + COSINE_EPS) for every slot (eq 6's memory norm).  memory (B, M, N) -> out (B, N)."""
+    np.einsum("bmn,bmn->bn", memory, memory, out=out)
+    out += COSINE_EPS
+    np.sqrt(out, out=out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# forward
+# ---------------------------------------------------------------------------------------------------
+
+def _controller_forward(wts, config, tape, t, Z0):
+    """Controller of step t for all layers (reference: controller_forward, feedforward_/lstm_forward).
+
+    Layer 0's input projection x_t W_x + b was hoisted (Z0 (T, B, C_0 or 4 C_0)); here only the
+    recurrent part [r_{t-1} (, h_prev)] W_rest is added.  -> h_t of the last layer (B, C).
+    """
+    c = config
+    lstm = c.controller == "lstm"
+    L = len(c.controller_sizes)
+    I = c.input_size
+    for l in range(L):
+        U, A = tape.U[l], tape.A[l]
+        Wl = wts.ctrl_W[l]
+        if l == 0:
+            z = Z0[t] + U[t, :, I:] @ Wl[I:]
+        else:
+            z = U[t] @ Wl + wts.ctrl_b[l]
+        if not lstm:
+            # feedforward: h = act(x W + b)
+            _act_forward(c.controller_activation, z, A[t])
+            h = A[t]
+        else:
+            # LSTM: [i f o g] = [x, h_prev] W + b; c = f c_prev + i g; h = o tanh(c)
+            C_l = c.controller_sizes[l]
+            gates = A[t]
+            expit(z[:, :3 * C_l], out=gates[:, :3 * C_l])
+            np.tanh(z[:, 3 * C_l:], out=gates[:, 3 * C_l:])
+            i, f, o, g = (gates[:, k * C_l:(k + 1) * C_l] for k in range(4))
+            cell = tape.cell[l]
+            np.multiply(f, cell[t], out=cell[t + 1])
+            cell[t + 1] += i * g
+            np.tanh(cell[t + 1], out=tape.tanh_c[l][t])
+            h = o * tape.tanh_c[l][t]
+            if t + 1 < U.shape[0]:
+                U[t + 1, :, -C_l:] = h          # h_prev of the next step
+        if l + 1 < L:
+            tape.U[l + 1][t, :, :h.shape[1]] = h
+    return h
+
+
+def _heads_forward(wts, config, layout, tape, t, h):
+    """raw = clip(h W_heads + b_heads), then every field's activation, for all H heads at once.
+
+    Reference: model._heads_from_controller (linear_forward, clip_forward, heads_forward).
+    """
+    raw = tape.raw[t]
+    np.matmul(h, wts.heads_W, out=raw)
+    raw += wts.heads_b
+    if config.clip_value is not None:
+        np.clip(raw, -config.clip_value, config.clip_value, out=raw)
+    act = tape.act[t]
+    B, S = raw.shape[0], config.shift_width
+    for field, sl in layout.fields.items():
+        if field == "s":
+            _softmax_last(raw[:, sl].reshape(B, -1, S), act[:, sl].reshape(B, -1, S))
+        else:
+            _act_forward(layout.acts[field], raw[:, sl], act[:, sl])
+
+
+def _head_fields(config, layout, act_t, heads):
+    """Views of the activated parameters of the heads in ``heads`` (a slice of 0..H-1).
+
+    -> key (B, h, M), beta (B, h), g (B, h), s (B, h, S), gamma (B, h) for h = len(heads).
+    """
+    B, M, S = act_t.shape[0], config.memory_width, config.shift_width
+    f = layout.fields
+    key = act_t[:, f["key"]].reshape(B, -1, M)[:, heads]
+    s = act_t[:, f["s"]].reshape(B, -1, S)[:, heads]
+    return key, act_t[:, f["beta"]][:, heads], act_t[:, f["g"]][:, heads], s, act_t[:, f["gamma"]][:, heads]
+
+
+def _address_forward(config, layout, tape, t, heads, memory, mem_norm):
+    """Eqs 5-9 for the heads in ``heads`` on ``memory`` (B, M, N, transposed) with its norms (B, N).
+
+    Fuses addressing.address_forward: cosine_similarity_forward, content_forward, interpolate_forward,
+    shift_forward (as slices of a circularly padded weighting, no index gather), sharpen_forward.
+    Reads w_{t-1} from tape.w[t] and writes w_t into tape.w[t + 1][:, heads].
+    """
+    sr, N = config.shift_range, config.memory_slots
+    key, beta, g, s, gamma = _head_fields(config, layout, tape.act[t], heads)
+    # eq 6: K = k . M(i) / (||k|| ||M(i)||)
+    kn = tape.key_norm[t][:, heads]
+    np.sqrt(np.einsum("bhm,bhm->bh", key, key) + COSINE_EPS, out=kn)
+    dot = key @ memory                                                 # 'bhm,bmn->bhn'
+    K = tape.K[t][:, heads]
+    np.divide(dot, kn[:, :, None] * mem_norm[:, None, :], out=K)
+    # eq 5: w_c = softmax(beta K)
+    wc = tape.w_content[t][:, heads]
+    _softmax_last(beta[:, :, None] * K, wc)
+    # eq 7: w_g = g w_c + (1 - g) w_prev, stored circularly padded for eq 8
+    gate = g[:, :, None]
+    pad = tape.w_gated_pad[t][:, heads]
+    wg = pad[:, :, sr:sr + N]
+    np.add(gate * wc, (1.0 - gate) * tape.w[t][:, heads], out=wg)
+    if sr:
+        pad[:, :, :sr] = wg[:, :, N - sr:]
+        pad[:, :, sr + N:] = wg[:, :, :sr]
+    # eq 8: w~(i) = sum_k s[k] w_g((i - d_k) mod N), d_k = k - sr: window 2 sr - k of the padded w_g
+    windows = np.lib.stride_tricks.sliding_window_view(pad, N, axis=2)        # (B, h, S, N), window p
+    w_eps = tape.w_shift_eps[t][:, heads]
+    np.matmul(s[:, :, None, ::-1], windows, out=w_eps[:, :, None, :])       # p = 2 sr - k
+    w_eps += SHARPEN_EPS
+    # eq 9: w = softmax(gamma log(w~ + eps))
+    log_w = tape.log_w[t][:, heads]
+    np.log(w_eps, out=log_w)
+    _softmax_last(gamma[:, :, None] * log_w, tape.w[t + 1][:, heads])
+
+
+def _write_factors(w, erase):
+    """F_h = 1 - e_h w_h^T (transposed) for every write head.  w (B, W, N), erase (B, W, M) -> (B, W, M, N)."""
+    return 1.0 - erase[:, :, :, None] * w[:, :, None, :]
+
+
+def _keep_all_and_others(F):
+    """(prod_h F_h (B, M, N), prod_{h' != h} F_h' (B, W, M, N) or None for W = 1) with no cumprod:
+    the product of the others is a product along an axis where the own factor is replaced by 1
+    (memory.write_forward's _products_of_others, exact at F = 0 like it)."""
+    Wh = F.shape[1]
+    if Wh == 1:
+        return F[:, 0], None
+    own = np.eye(Wh, dtype=bool)[None, :, :, None, None]                      # (1, W, W, 1, 1)
+    others = np.where(own, 1.0, F[:, None]).prod(axis=2)                      # (B, W, M, N)
+    return F.prod(axis=1), others
+
+
+def _write_forward(config, layout, tape, t, memory, out):
+    """Eqs 3-4 for all write heads (memory.write_forward), transposed memory (B, M, N):
+    out = M (prod_h F_h) + sum_h a_h w_h^T with F_h = 1 - e_h w_h^T; prod_h F_h is kept in tape.keep[t]."""
+    R, M = config.read_heads, config.memory_width
+    B = memory.shape[0]
+    act = tape.act[t]
+    erase = act[:, layout.fields["erase"]].reshape(B, -1, M)
+    add = act[:, layout.fields["add"]].reshape(B, -1, M)
+    w = tape.w[t + 1][:, R:]
+    keep = tape.keep[t]
+    if w.shape[1] == 1:
+        np.multiply(erase[:, 0, :, None], w[:, 0, None, :], out=keep)       # e w^T as a broadcast
+        np.subtract(1.0, keep, out=keep)
+        np.multiply(memory, keep, out=out)
+        np.multiply(add[:, 0, :, None], w[:, 0, None, :], out=tape.scratch)
+        out += tape.scratch
+    else:
+        np.prod(_write_factors(w, erase), axis=1, out=keep)
+        np.multiply(memory, keep, out=out)
+        out += add.transpose(0, 2, 1) @ w                                     # 'bhm,bhn->bmn'
+
+
+def _forward(wts, config, layout, x, state0, tape):
+    """All T steps (model.forward_pass with step_forward).  x (B, T, I) -> tape, filled."""
+    c = config
+    B, T, I = x.shape
+    R, M, H = c.read_heads, c.memory_width, c.read_heads + c.write_heads
+    C = c.controller_sizes[-1]
+    lstm = c.controller == "lstm"
+    tape.U[0][:, :, :I] = x.transpose(1, 0, 2)
+    # the initial state
+    tape.mem[0] = state0.memory.transpose(0, 2, 1)
+    tape.w[0][:, :R] = state0.w_read
+    tape.w[0][:, R:] = state0.w_write
+    tape.U[0][0, :, I:I + R * M] = state0.reads.reshape(B, -1)
+    if lstm:
+        for l, C_l in enumerate(c.controller_sizes):
+            tape.U[l][0, :, -C_l:] = state0.controller.h[l]
+            tape.cell[l][0] = state0.controller.c[l]
+    _memory_norm(tape.mem[0], tape.mem_norm[0])
+    # hoisted: layer 0's input projection for every step at once
+    Z0 = x.transpose(1, 0, 2) @ wts.ctrl_W[0][:I] + wts.ctrl_b[0]            # (T, B, C_0 or 4 C_0)
+    all_heads, reads, writes = slice(0, H), slice(0, R), slice(R, H)
+    for t in range(T):
+        h = _controller_forward(wts, c, tape, t, Z0)
+        tape.hr[t, :, :C] = h
+        _heads_forward(wts, c, layout, tape, t, h)
+        m_prev, m_next = tape.mem[t], tape.mem[t + 1]
+        w_read = tape.w[t + 1][:, reads]
+        if c.step_order == "read_first":
+            # every head addresses M_{t-1}: one call for all H heads
+            _address_forward(c, layout, tape, t, all_heads, m_prev, tape.mem_norm[t])
+            r = w_read @ m_prev.transpose(0, 2, 1)                            # eq 2: r = w M
+            _write_forward(c, layout, tape, t, m_prev, m_next)
+            _memory_norm(m_next, tape.mem_norm[t + 1])
+        else:
+            _address_forward(c, layout, tape, t, writes, m_prev, tape.mem_norm[t])
+            _write_forward(c, layout, tape, t, m_prev, m_next)
+            _memory_norm(m_next, tape.mem_norm[t + 1])
+            _address_forward(c, layout, tape, t, reads, m_next, tape.mem_norm[t + 1])
+            r = w_read @ m_next.transpose(0, 2, 1)                            # eq 2: r = w M
+        r = r.reshape(B, R * M)
+        tape.hr[t, :, C:] = r
+        if t + 1 < T:
+            tape.U[0][t + 1, :, I:I + R * M] = r
+    # hoisted: the output layer of every step at once, z = clip([h, r] W_out + b_out)
+    np.matmul(tape.hr, wts.out_W, out=tape.logits)
+    np.add(tape.logits, wts.out_b, out=tape.logits)
+    if c.clip_value is not None:
+        np.clip(tape.logits, -c.clip_value, c.clip_value, out=tape.logits)
+    return tape
+
+
+# ---------------------------------------------------------------------------------------------------
+# backward
+# ---------------------------------------------------------------------------------------------------
+
+def _clip_mask(values, limit):
+    """1 where a clipped value was strictly inside (-limit, limit) (heads.clip_backward's mask)."""
+    return np.abs(values) < limit
+
+
+def _address_backward(config, layout, tape, t, heads, dw, memory, mem_norm, dact):
+    """Gradients of eqs 5-9 for the heads in ``heads`` (addressing.address_backward: sharpen_backward,
+    shift_backward, interpolate_backward, content_backward, cosine_similarity_backward, fused).
+
+    dw (B, h, N) = dLoss/dw_t. Writes dkey, dbeta, dg, ds, dgamma (w.r.t. the activated parameters) into
+    dact (B, P, permuted layout).  -> (dw_prev (B, h, N), ddot (B, h, N), dmem_diag (B, N)): the memory
+    gradient is k^T ddot - dmem_diag[:, None, :] * M (transposed), left to the caller to fuse with other products.
+    """
+    sr, N, M, S = config.shift_range, config.memory_slots, config.memory_width, config.shift_width
+    B = dw.shape[0]
+    key, beta, g, s, gamma = _head_fields(config, layout, tape.act[t], heads)
+    w = tape.w[t + 1][:, heads]
+    f = layout.fields
+    dkey = dact[:, f["key"]].reshape(B, -1, M)[:, heads]
+    ds_out = dact[:, f["s"]].reshape(B, -1, S)[:, heads]
+    # eq 9 backward: dz = w (dw - sum_j dw_j w_j); dgamma = sum dz log w~; dw~ = dz gamma / (w~ + eps)
+    dz = w * (dw - np.einsum("bhn,bhn->bh", dw, w)[:, :, None])
+    dact[:, f["gamma"]][:, heads] = np.einsum("bhn,bhn->bh", dz, tape.log_w[t][:, heads])
+    dws_pad = np.empty(dz.shape[:2] + (N + 2 * sr,))
+    dws = dws_pad[:, :, sr:sr + N]
+    np.multiply(dz, gamma[:, :, None], out=dws)
+    dws /= tape.w_shift_eps[t][:, heads]
+    # eq 8 backward: ds[k] = sum_i dw~(i) w_g((i - d_k) mod N);  dw_g(j) = sum_k s[k] dw~((j + d_k) mod N)
+    windows_g = np.lib.stride_tricks.sliding_window_view(tape.w_gated_pad[t][:, heads], N, axis=2)
+    ds_out[:, :, ::-1] = (windows_g @ dws[:, :, :, None])[..., 0]            # window p = 2 sr - k
+    if sr:
+        dws_pad[:, :, :sr] = dws[:, :, N - sr:]
+        dws_pad[:, :, sr + N:] = dws[:, :, :sr]
+    windows_d = np.lib.stride_tricks.sliding_window_view(dws_pad, N, axis=2)   # window p = k
+    dwg = (s[:, :, None, :] @ windows_d)[:, :, 0]
+    # eq 7 backward: dg = sum dw_g (w_c - w_prev); dw_c = g dw_g; dw_prev = (1 - g) dw_g
+    wc = tape.w_content[t][:, heads]
+    gate = g[:, :, None]
+    dact[:, f["g"]][:, heads] = np.einsum("bhn,bhn->bh", dwg, wc - tape.w[t][:, heads])
+    dw_prev = (1.0 - gate) * dwg
+    dwc = gate * dwg
+    # eq 5 backward: dz = w_c (dw_c - sum dw_c w_c); dbeta = sum dz K; dK = beta dz
+    K = tape.K[t][:, heads]
+    dz = wc * (dwc - np.einsum("bhn,bhn->bh", dwc, wc)[:, :, None])
+    dact[:, f["beta"]][:, heads] = np.einsum("bhn,bhn->bh", dz, K)
+    dK = beta[:, :, None] * dz
+    # eq 6 backward: dk = ddot M - (sum_i dK K / a^2) k;  dM(i) = sum_h ddot_h k_h - (sum_h dK K / c^2) M(i)
+    kn = tape.key_norm[t][:, heads]
+    ddot = dK / (kn[:, :, None] * mem_norm[:, None, :])
+    dK_K = dK * K
+    np.subtract(ddot @ memory.transpose(0, 2, 1), (dK_K.sum(axis=2) / kn ** 2)[:, :, None] * key, out=dkey)
+    return dw_prev, ddot, dK_K.sum(axis=1) / mem_norm ** 2
+
+
+def _write_backward(config, layout, tape, t, dnext, memory, dact, out):
+    """Gradients of eqs 3-4 (memory.write_backward), transposed memory.  dnext (B, M, N) = dLoss/dM_t,
+    memory = M_{t-1} (B, M, N).
+
+    Writes dLoss/dM_{t-1} = dM_t prod_h F_h into out (B, M, N), derase and dadd into dact (B, P).
+    -> dw (B, W, N). With dF = dM_t * M_{t-1} and P_h = prod_{h' != h} F_h' (1 for one head):
+        dw_h(i) = sum_j dM(j, i) a_h(j) - dF(j, i) P_h(j, i) e_h(j);  de_h = -(dF P_h) w_h;  da_h = dM w_h
+    """
+    R, M = config.read_heads, config.memory_width
+    B = memory.shape[0]
+    f = layout.fields
+    act = tape.act[t]
+    erase = act[:, f["erase"]].reshape(B, -1, M)
+    add = act[:, f["add"]].reshape(B, -1, M)
+    w = tape.w[t + 1][:, R:]
+    np.multiply(dnext, tape.keep[t], out=out)
+    dF = np.multiply(dnext, memory, out=tape.scratch)
+    if w.shape[1] == 1:
+        dw = add @ dnext - erase @ dF                                           # (B, 1, N)
+        np.negative(dF @ w[:, 0, :, None], out=dact[:, f["erase"]][:, :, None])
+    else:
+        dF = dF[:, None] * _keep_all_and_others(_write_factors(w, erase))[1]    # (B, W, M, N)
+        dw = add @ dnext - (erase[:, :, None, :] @ dF)[:, :, 0]
+        np.negative((dF @ w[:, :, :, None])[..., 0], out=dact[:, f["erase"]].reshape(B, -1, M))
+    np.matmul(w, dnext.transpose(0, 2, 1), out=dact[:, f["add"]].reshape(B, -1, M))
+    return dw
+
+
+def _heads_backward(wts, config, layout, tape, t, dact, draw):
+    """From the activated head parameters back to h_t (heads_backward, clip_backward, linear_backward).
+
+    dact (B, P) -> draw (B, P) written in place (kept for the weight gradient after the loop); -> dh (B, C).
+    """
+    raw, act = tape.raw[t], tape.act[t]
+    B, S = raw.shape[0], config.shift_width
+    for field, sl in layout.fields.items():
+        if field == "s":
+            y, dy = act[:, sl].reshape(B, -1, S), dact[:, sl].reshape(B, -1, S)
+            np.multiply(y, dy - np.einsum("bhs,bhs->bh", dy, y)[:, :, None], out=draw[:, sl].reshape(B, -1, S))
+        else:
+            _act_backward(layout.acts[field], dact[:, sl], raw[:, sl], act[:, sl], draw[:, sl])
+    if config.clip_value is not None:
+        draw *= _clip_mask(raw, config.clip_value)
+    return draw @ wts.heads_W.T
+
+
+def _controller_backward(wts, config, tape, t, dh, dctrl, dZ):
+    """Backward of the controller at step t for all layers (controller_backward, feedforward_/lstm_backward).
+
+    dh (B, C) from the heads and the output; dctrl: per LSTM layer [dh, dc] carried from step t + 1
+    (updated in place to the gradients w.r.t. step t - 1's). Pre-activation gradients go to dZ[l][t].
+    -> dLoss/d r_{t-1} (B, R M) (dx is computed after the loop from dZ[0]).
+    """
+    c = config
+    lstm = c.controller == "lstm"
+    I, RM = c.input_size, c.read_heads * c.memory_width
+    for l in reversed(range(len(c.controller_sizes))):
+        A, dz = tape.A[l], dZ[l][t]
+        if not lstm:
+            y = A[t]
+            if c.controller_activation == "relu":
+                np.multiply(dh, y > 0.0, out=dz)
+            else:
+                _act_backward(c.controller_activation, dh, None, y, dz)
+        else:
+            C_l = c.controller_sizes[l]
+            dh = dh + dctrl[l][0]
+            gates = A[t]
+            i, f, o, g = (gates[:, k * C_l:(k + 1) * C_l] for k in range(4))
+            tc = tape.tanh_c[l][t]
+            dc = dctrl[l][1] + dh * o * (1.0 - tc ** 2)
+            np.multiply(dc * g * i, 1.0 - i, out=dz[:, :C_l])
+            np.multiply(dc * tape.cell[l][t] * f, 1.0 - f, out=dz[:, C_l:2 * C_l])
+            np.multiply(dh * tc * o, 1.0 - o, out=dz[:, 2 * C_l:3 * C_l])
+            np.multiply(dc * i, 1.0 - g ** 2, out=dz[:, 3 * C_l:])
+            dctrl[l][1] = dc * f
+        Wl = wts.ctrl_W[l]
+        if l == 0:
+            dU = dz @ Wl[I:].T                       # [d r_{t-1} (, d h_prev)]
+            if lstm:
+                dctrl[0][0] = dU[:, RM:]
+            return dU[:, :RM]
+        dU = dz @ Wl.T
+        if lstm:
+            dctrl[l][0] = dU[:, -c.controller_sizes[l]:]
+            dh = dU[:, :-c.controller_sizes[l]]
+        else:
+            dh = dU
+
+
+def _backward(wts, config, layout, tape, dlogits):
+    """Backprop through time (model.backward_pass with step_backward).  dlogits (B, T, O) ->
+    (grads dict without the initial-state part, dx (B, T, I), dstate0 NTMState)."""
+    c = config
+    T, B, P = tape.raw.shape
+    N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
+    H, I, RM = R + Wh, c.input_size, R * M
+    C = c.controller_sizes[-1]
+    lstm = c.controller == "lstm"
+    # hoisted: the output layer of every step, z = clip([h, r] W_out + b_out)
+    dZout = dlogits.transpose(1, 0, 2)                                       # (T, B, O)
+    if c.clip_value is not None:
+        dZout = dZout * _clip_mask(tape.logits, c.clip_value)
+    dHR = np.matmul(dZout, wts.out_W.T, out=tape.dhr)                        # (T, B, C + R M)
+    dZ, draw_all = tape.dZ, tape.draw
+    dact = np.empty((B, P))
+    # dLoss/dM_t lives in G[cur] (transposed memory); the step writes dLoss/dM_{t-1} into G[1 - cur]
+    G = tape.G
+    G[0] = 0.0
+    cur = 0
+    scratch = tape.scratch2
+    dw = np.zeros((B, H, N))                      # dLoss/dw_t of all heads
+    dr_next = np.zeros((B, RM))                   # dLoss/dr_t from step t + 1's controller
+    dctrl = [[np.zeros((B, C_l)), np.zeros((B, C_l))] for C_l in c.controller_sizes] if lstm else []
+    all_heads, reads, writes = slice(0, H), slice(0, R), slice(R, H)
+    left = np.empty((B, H + R, N))                # [ddot of every head | w_read]: one product for dM
+    right = np.empty((B, H + R, M))               # [keys | dr]
+    for t in reversed(range(T)):
+        m_prev, m_next = tape.mem[t], tape.mem[t + 1]
+        dmem, dmem_prev = G[cur], G[1 - cur]
+        dr = (dHR[t, :, C:] + dr_next).reshape(B, R, M)
+        w_read = tape.w[t + 1][:, reads]
+        key_all = tape.act[t][:, layout.fields["key"]].reshape(B, H, M)
+        if c.step_order == "read_first":
+            # write (eqs 3-4), then read (eq 2) and all heads' addressing (eqs 5-9), all on M_{t-1}
+            dw_write = _write_backward(c, layout, tape, t, dmem, m_prev, dact, dmem_prev)
+            dw_total = dw.copy()
+            dw_total[:, writes] += dw_write
+            dw_total[:, reads] += dr @ m_prev                                  # eq 2: dw_h(i) = dr_h . M(i)
+            dw_prev, ddot, diag = _address_backward(c, layout, tape, t, all_heads, dw_total, m_prev,
+                                                    tape.mem_norm[t], dact)
+            left[:, :H], left[:, H:] = ddot, w_read
+            right[:, :H], right[:, H:] = key_all, dr
+            np.matmul(right.transpose(0, 2, 1), left, out=scratch)           # sum_h k_h ddot_h^T + dr_h w_h^T
+            dmem_prev += scratch
+            np.multiply(m_prev, diag[:, None, :], out=scratch)
+            dmem_prev -= scratch
+            dw = dw_prev
+        else:
+            # read heads on M_t first (they ran last), then the write and the write heads on M_{t-1}
+            dw_r = dw[:, reads] + dr @ m_next
+            dw_prev_r, ddot_r, diag_r = _address_backward(c, layout, tape, t, reads, dw_r, m_next,
+                                                          tape.mem_norm[t + 1], dact)
+            left[:, :R], left[:, R:2 * R] = ddot_r, w_read
+            right[:, :R], right[:, R:2 * R] = key_all[:, reads], dr
+            np.matmul(right[:, :2 * R].transpose(0, 2, 1), left[:, :2 * R], out=scratch)
+            dmem += scratch
+            np.multiply(m_next, diag_r[:, None, :], out=scratch)
+            dmem -= scratch
+            dw_write = _write_backward(c, layout, tape, t, dmem, m_prev, dact, dmem_prev)
+            dw_prev_w, ddot_w, diag_w = _address_backward(c, layout, tape, t, writes, dw[:, writes] + dw_write,
+                                                          m_prev, tape.mem_norm[t], dact)
+            np.matmul(key_all[:, writes].transpose(0, 2, 1), ddot_w, out=scratch)
+            dmem_prev += scratch
+            np.multiply(m_prev, diag_w[:, None, :], out=scratch)
+            dmem_prev -= scratch
+            dw = np.concatenate([dw_prev_r, dw_prev_w], axis=1)
+        cur = 1 - cur
+        dh = dHR[t, :, :C] + _heads_backward(wts, c, layout, tape, t, dact, draw_all[t])
+        dr_next = _controller_backward(wts, c, tape, t, dh, dctrl, dZ)
+    # hoisted: every weight gradient in one product over all T B rows
+    grads = {}
+    for l in range(len(c.controller_sizes)):
+        U, D = tape.U[l], dZ[l]
+        grads[f"ctrl.{l}.W"] = U.reshape(T * B, -1).T @ D.reshape(T * B, -1)
+        grads[f"ctrl.{l}.b"] = D.sum(axis=(0, 1))
+    dheads = tape.hr[:, :, :C].reshape(T * B, C).T @ draw_all.reshape(T * B, P)
+    dheads_b = draw_all.sum(axis=(0, 1))
+    dW = np.empty_like(dheads)
+    dW[:, layout.perm] = dheads
+    db = np.empty_like(dheads_b)
+    db[layout.perm] = dheads_b
+    RP = R * c.read_head_size
+    grads["read.W"], grads["write.W"] = dW[:, :RP], dW[:, RP:]
+    grads["read.b"], grads["write.b"] = db[:RP], db[RP:]
+    grads["out.W"] = tape.hr.reshape(T * B, -1).T @ dZout.reshape(T * B, -1)
+    grads["out.b"] = dZout.sum(axis=(0, 1))
+    dx = (dZ[0] @ wts.ctrl_W[0][:I].T).transpose(1, 0, 2)                    # (B, T, I)
+    if lstm:
+        ctrl = ControllerState(tuple(d[0] for d in dctrl), tuple(d[1] for d in dctrl))
+    else:
+        ctrl = ControllerState((), ())
+    dstate0 = NTMState(np.ascontiguousarray(G[cur].transpose(0, 2, 1)), dr_next.reshape(B, R, M),
+                       np.ascontiguousarray(dw[:, reads]),
+                       np.ascontiguousarray(dw[:, writes]), ctrl)
+    return grads, dx, dstate0
+
+
+# ---------------------------------------------------------------------------------------------------
+# the public entry point
+# ---------------------------------------------------------------------------------------------------
+
+def _state_rows(state, rows):
+    """The sequences ``rows`` (a slice) of an NTMState."""
+    ctrl = ControllerState(tuple(a[rows] for a in state.controller.h), tuple(a[rows] for a in state.controller.c))
+    return NTMState(state.memory[rows], state.reads[rows], state.w_read[rows], state.w_write[rows], ctrl)
+
+
+def _concat_states(states):
+    """Concatenate NTMStates along the batch axis."""
+    cat = lambda arrays: np.concatenate(arrays, axis=0)          # noqa: E731
+    n = len(states[0].controller.h)
+    ctrl = ControllerState(tuple(cat([s.controller.h[l] for s in states]) for l in range(n)),
+                           tuple(cat([s.controller.c[l] for s in states]) for l in range(n)))
+    return NTMState(cat([s.memory for s in states]), cat([s.reads for s in states]),
+                    cat([s.w_read for s in states]), cat([s.w_write for s in states]), ctrl)
+
+
+_POOL: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+
+def _map(fn, items):
+    """fn over items, in two threads when there are two items (one pool for the process)."""
+    global _POOL
+    if len(items) == 1:
+        return [fn(items[0])]
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=N_THREADS, thread_name_prefix="fast-ntm")
+    return list(_POOL.map(fn, items))
+
+
+def run(params, config, buffers, x, y=None, mask=None, state=None, threads=None):
+    """Forward over the sequence and, given targets, the loss and every gradient: NTM.run, fast.
+
+    x (B, T, I); y (B, T, O) or None; mask None, (B, T) or (B, T, O); state: an explicit initial NTMState
+    (its gradient is returned as dstate0) or None (the model's own initial state, whose learned parts get
+    gradients). threads: 1 or 2 Python threads over halves of the batch (default: 2 from
+    THREAD_MIN_BATCH sequences on). -> RunResult(logits, probs, loss, grads, dx, dstate0, caches=None).
+    """
+    if not supports(config):
+        raise ValueError(f"fast.run does not support this config: {config!r}")
+    x = np.asarray(x, dtype=np.float64)
+    B, T, _ = x.shape
+    explicit = state is not None
+    state0 = state if explicit else initial_state(params, config, buffers, B)
+    layout = make_layout(config)
+    wts = _weights(params, config, layout)
+    if threads is None:
+        threads = N_THREADS if B >= THREAD_MIN_BATCH else 1
+    cuts = np.linspace(0, B, min(threads, B) + 1).astype(int)
+    parts = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+    tapes = [_tape(config, rows.stop - rows.start, T, i) for i, rows in enumerate(parts)]
+    _map(lambda i: _forward(wts, config, layout, x[parts[i]], _state_rows(state0, parts[i]), tapes[i]),
+         list(range(len(parts))))
+    logits = np.concatenate([tp.logits.transpose(1, 0, 2) for tp in tapes], axis=0)
+    probs = 1.0 / (1.0 + np.exp(-logits))
+    if y is None:
+        return RunResult(logits, probs, None, None, None, None, None)
+    y = np.asarray(y, dtype=np.float64)
+    loss, loss_cache = bce_bits_forward(logits, y, normalise_mask(mask, logits.shape))
+    dlogits = bce_bits_backward(loss_cache)
+    outs = _map(lambda i: _backward(wts, config, layout, tapes[i], dlogits[parts[i]]), list(range(len(parts))))
+    grads = outs[0][0]
+    for other in outs[1:]:
+        for k in grads:
+            grads[k] = grads[k] + other[0][k]
+    for k in params:                               # learned initial-state blocks start at zero
+        if k not in grads:
+            grads[k] = np.zeros_like(params[k])
+    dx = np.concatenate([o[1] for o in outs], axis=0)
+    dstate0 = _concat_states([o[2] for o in outs])
+    if not explicit:
+        initial_state_backward(dstate0, params, config, grads)
+    grads = {k: np.ascontiguousarray(grads[k]) for k in params}   # same keys and order as params
+    return RunResult(logits, probs, loss, grads, dx, dstate0, None)
