@@ -13,6 +13,7 @@ setup(
     install_requires=["numpy>=1.26", "scipy>=1.11"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
+        "plot": ["matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["ntm-ref=ntm_ref.cli:main"]},
     license="MIT",

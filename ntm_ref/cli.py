@@ -1,10 +1,17 @@
 """The ``ntm-ref`` command line.
 
-    ntm-ref demo      run one addressing step of two heads on a small memory and print every stage
+    ntm-ref demo                        one addressing step of two heads on a small memory, every stage printed
+    ntm-ref train --task copy           train with the paper's configuration for the task (see docs/training.md)
+    ntm-ref train --resume DIR          continue a run exactly where its last checkpoint left it
+    ntm-ref eval DIR/checkpoint.npz     cost and bit errors on the validation set and the generalisation sets
+    ntm-ref plot DIR                    PNG figures (needs matplotlib: pip install ".[plot]")
 
-Later issues add ``train``, ``eval``, ``plot``, ``trace`` and ``compare``.
+Errors a user can cause (a bad option, a bad checkpoint) print one line and exit with status 2.
 """
 import argparse
+import dataclasses
+import json
+import os
 import sys
 
 import numpy as np
@@ -50,6 +57,68 @@ def demo(args):
     return 0
 
 
+def _parse_value(text):
+    """A --set value: JSON when it parses (numbers, true/false, null, lists), else the plain string."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def train_command(args):
+    from ntm_ref.train import TrainSettings, train
+    if args.resume:
+        path = os.path.join(args.resume, "settings.json")
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no such file; --resume takes the --out folder of an earlier run")
+        with open(path) as f:
+            saved = json.load(f)
+        settings = TrainSettings(**saved)
+        if args.steps is not None:
+            settings.steps = args.steps
+        if args.max_minutes is not None:
+            settings.max_minutes = args.max_minutes
+        out = args.resume
+    else:
+        overrides = {}
+        for item in args.set or []:
+            if "=" not in item:
+                raise UserError(f"--set: got {item!r}; expected FIELD=VALUE (an NTMConfig field)")
+            key, value = item.split("=", 1)
+            overrides[key] = _parse_value(value)
+        given = {k: getattr(args, k) for k in ("task", "model", "seed", "steps", "max_minutes", "batch_size",
+                                                "optimizer", "lr", "clip", "clip_value", "eval_every",
+                                                "checkpoint_every", "val_size", "stop_threshold")
+                 if getattr(args, k) is not None}
+        settings = TrainSettings(**given, early_stop=args.early_stop, config_overrides=overrides)
+        out = args.out or os.path.join("runs", f"{settings.task}-{settings.model}-seed{settings.seed}")
+    train(settings, out, resume=bool(args.resume))
+    print(f"done; checkpoint {os.path.join(out, 'checkpoint.npz')}, metrics {os.path.join(out, 'metrics.csv')}")
+    return 0
+
+
+def eval_command(args):
+    from ntm_ref.evaluate import evaluate_checkpoint
+    print(evaluate_checkpoint(args.checkpoint, n=args.sequences, seed=args.seed))
+    return 0
+
+
+def plot_command(args):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError('ntm-ref plot needs matplotlib: pip install ".[plot]"') from None
+    from ntm_ref.plots import make_plots
+    for path in make_plots(args.run, out_dir=args.out, seed=args.seed):
+        print(path)
+    return 0
+
+
+class UserError(Exception):
+    """A mistake on the command line or in a file the user named: printed as one line, exit status 2."""
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="ntm-ref", description="NumPy reference Neural Turing Machine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,15 +127,71 @@ def build_parser():
     p.add_argument("--slots", type=int, default=8, help="memory slots N (default 8, at least 4)")
     p.add_argument("--width", type=int, default=4, help="memory word width M (default 4)")
     p.set_defaults(func=demo)
+
+    from ntm_ref.train import MODELS, TrainSettings
+    from tasks import TASKS
+    d = TrainSettings()
+    p = sub.add_parser("train", help="train on one of the paper's tasks",
+                       description="Train an NTM (or the LSTM baseline) on one of the paper's tasks. Defaults "
+                                   "come from the paper's Tables 1-3 and docs/training.md.")
+    p.add_argument("--task", choices=sorted(TASKS), help=f"task (default {d.task})")
+    p.add_argument("--model", choices=MODELS, help=f"model (default {d.model})")
+    p.add_argument("--seed", type=int, help=f"seed of the parameters and the training batches (default {d.seed})")
+    p.add_argument("--steps", type=int, help=f"optimiser steps at most (default {d.steps:,})")
+    p.add_argument("--max-minutes", type=float, help="wall-time limit in minutes (default none)")
+    p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size})")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "graves_rmsprop"], help=f"(default {d.optimizer})")
+    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, rmsprop 1e-4, graves_rmsprop the "
+                                            "paper's value for the task)")
+    p.add_argument("--clip", choices=["norm", "elementwise", "none"], help=f"gradient clipping (default {d.clip})")
+    p.add_argument("--clip-value", type=float, help="clip limit (default 50 for norm, 10 for elementwise)")
+    p.add_argument("--eval-every", type=int, help=f"steps between validation and progress lines (default {d.eval_every})")
+    p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d.checkpoint_every})")
+    p.add_argument("--val-size", type=int, help=f"validation sequences (default {d.val_size})")
+    p.add_argument("--early-stop", action="store_true",
+                   help="stop once validation bit errors per sequence fall below --stop-threshold")
+    p.add_argument("--stop-threshold", type=float, help=f"(default {d.stop_threshold}, Collier's criterion)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="any NTMConfig field, e.g. --set memory_init=learned --set controller_size=[100,100]")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/TASK-MODEL-seedN)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (other options but --steps "
+                                                   "and --max-minutes come from the saved run)")
+    p.set_defaults(func=train_command)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on the validation and generalisation sets")
+    p.add_argument("checkpoint", help="a checkpoint file (DIR/checkpoint.npz)")
+    p.add_argument("--sequences", type=int, default=64, help="sequences per generalisation set (default 64)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the generalisation sets (default 1234)")
+    p.set_defaults(func=eval_command)
+
+    p = sub.add_parser("plot", help="PNG figures of a run (needs matplotlib)")
+    p.add_argument("run", help="a run folder (with metrics.csv and checkpoint.npz)")
+    p.add_argument("--out", help="where to write the PNGs (default: the run folder)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example sequences (default 0)")
+    p.set_defaults(func=plot_command)
     return parser
 
 
 def main(argv=None):
+    from ntm_ref.checkpoint import CheckpointError
+    from ntm_ref.train import TrainingStopped
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo" and (args.slots < 4 or args.width < 1):
         parser.error("--slots must be at least 4 and --width at least 1")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (UserError, CheckpointError, ValueError) as err:
+        if os.environ.get("NTM_REF_DEBUG"):
+            raise   # NTM_REF_DEBUG=1 shows the traceback
+        print(f"ntm-ref {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingStopped as err:
+        print(f"ntm-ref {args.command}: stopped: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"ntm-ref {args.command}: interrupted; the last checkpoint is intact", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

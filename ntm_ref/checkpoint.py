@@ -1,0 +1,101 @@
+"""Checkpoints: one .npz (read with allow_pickle=False), versioned, checksummed, written atomically.
+
+Layout of a checkpoint file (every entry a plain array, so no pickle is ever needed):
+    format_version      int64 ()           CHECKPOINT_VERSION
+    meta_json           str ()             step, sequences, seconds, RNG state, training settings (JSON)
+    config_json         str ()             the model's NTMConfig (JSON)
+    param/<name>        float64            every parameter
+    opt/<key>           any numeric        the optimiser state
+    checksum            str ()             SHA-256 over every other entry (name, dtype, shape, bytes)
+
+Writing goes to a temporary file in the same folder, then os.replace: a crash mid-write leaves the last
+good checkpoint in place. Every way a file can be bad (missing, truncated, not an npz, wrong version,
+checksum mismatch, wrong shapes) raises CheckpointError with one line naming the file and the problem.
+"""
+import hashlib
+import json
+import os
+import zipfile
+
+import numpy as np
+
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be used; the message is one line naming the file and the problem."""
+
+
+def _checksum(arrays):
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save_checkpoint(path, params, opt_state, config, meta):
+    """Write params (dict), opt_state (dict), config (NTMConfig) and meta (JSON-able dict) to ``path``
+    atomically (a temporary file beside it, then a rename)."""
+    arrays = {"format_version": np.array(CHECKPOINT_VERSION, dtype=np.int64),
+              "meta_json": np.array(json.dumps(meta, sort_keys=True)),
+              "config_json": np.array(config.to_json())}
+    arrays.update({f"param/{k}": np.asarray(v) for k, v in params.items()})
+    arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt_state.items()})
+    arrays["checksum"] = np.array(_checksum(arrays))
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_checkpoint(path, expected_params=None):
+    """Read and verify a checkpoint.  -> (params, opt_state, config_dict, meta).
+
+    ``expected_params``: optional dict name -> array whose names and shapes the checkpoint must match.
+    Raises CheckpointError (one line: file and problem) for any unusable file.
+    """
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted?): {err}") from None
+    if "format_version" not in arrays:
+        raise CheckpointError(f"{path}: not an ntm_ref checkpoint (no format_version entry)")
+    version = int(arrays["format_version"])
+    if version != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version}, this ntm_ref reads version "
+                              f"{CHECKPOINT_VERSION}")
+    for required in ("checksum", "meta_json", "config_json"):
+        if required not in arrays:
+            raise CheckpointError(f"{path}: checkpoint has no {required} entry")
+    stored = str(arrays.pop("checksum"))
+    if _checksum(arrays) != stored:
+        raise CheckpointError(f"{path}: checksum mismatch, the file is corrupted")
+    meta = json.loads(str(arrays["meta_json"]))
+    config = json.loads(str(arrays["config_json"]))
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    opt_state = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
+    if expected_params is not None:
+        missing = sorted(set(expected_params) - set(params))
+        extra = sorted(set(params) - set(expected_params))
+        if missing or extra:
+            raise CheckpointError(f"{path}: parameters do not match the model (missing {missing}, "
+                                  f"unexpected {extra})")
+        for name, value in expected_params.items():
+            if params[name].shape != value.shape:
+                raise CheckpointError(f"{path}: parameter {name} has shape {params[name].shape}, the model "
+                                      f"needs {value.shape}")
+    return params, opt_state, config, meta

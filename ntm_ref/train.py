@@ -1,0 +1,278 @@
+"""Training: the paper's configuration per task and model, a loop that shows progress, metrics.csv,
+checkpoints that resume bit for bit, early stopping, and a clean stop on NaN.
+
+    settings = TrainSettings(task="copy", model="ntm-ff")      # defaults: see PRESETS and docs/training.md
+    train(settings, out_dir="runs/copy")
+
+One training step: draw a batch from the task with the run's own RNG, loss and gradients (bits per
+sequence, batch mean), clip, one optimiser step. Everything the next step depends on (params, optimiser
+state, RNG state, step) is in the checkpoint, so a resumed run continues exactly as if never stopped.
+"""
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ntm_ref.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ntm_ref.config import NTMConfig
+from ntm_ref.lstm_baseline import LSTMBaseline
+from ntm_ref.model import NTM
+from ntm_ref.optim import clip_elementwise, clip_global_norm, make_optimizer
+
+MODELS = ("ntm-ff", "ntm-lstm", "lstm")
+
+# The paper's Tables 1-3: (heads = read/write pairs, controller size, learning rate) per task and model;
+# for the LSTM baseline (layers, learning rate).
+PAPER = {
+    "copy": {"ntm-ff": (1, 100, 1e-4), "ntm-lstm": (1, 100, 1e-4), "lstm": ((256,) * 3, 3e-5)},
+    "repeat_copy": {"ntm-ff": (1, 100, 1e-4), "ntm-lstm": (1, 100, 1e-4), "lstm": ((512,) * 3, 3e-5)},
+    "associative_recall": {"ntm-ff": (4, 256, 1e-4), "ntm-lstm": (1, 100, 1e-4), "lstm": ((256,) * 3, 1e-4)},
+    "ngrams": {"ntm-ff": (1, 100, 3e-5), "ntm-lstm": (1, 100, 3e-5), "lstm": ((128,) * 3, 1e-4)},
+    "priority_sort": {"ntm-ff": (8, 512, 3e-5), "ntm-lstm": (5, (100, 100), 3e-5), "lstm": ((128,) * 3, 3e-5)},
+}
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a training run (saved in every checkpoint and in DIR/settings.json)."""
+    task: str = "copy"
+    model: str = "ntm-ff"
+    seed: int = 0
+    steps: int = 100_000                   # optimiser steps at most
+    max_minutes: Optional[float] = None    # wall-time limit (None: none)
+    batch_size: int = 16
+    optimizer: str = "adam"
+    lr: Optional[float] = None             # None: the default for the optimiser (see default_lr)
+    clip: str = "norm"                     # "norm" (global norm, DNC / Collier) | "elementwise" (the paper) | "none"
+    clip_value: Optional[float] = None     # None: 50 for norm, 10 for elementwise
+    eval_every: int = 100                  # steps between validation evaluations (and progress lines)
+    checkpoint_every: int = 500            # steps between checkpoints
+    val_size: int = 640                    # Collier's validation set size
+    early_stop: bool = False               # stop once the validation bit errors fall below stop_threshold
+    stop_threshold: float = 0.1            # bit errors per sequence (Collier's criterion)
+    config_overrides: dict = field(default_factory=dict)   # any NTMConfig field
+    task_options: dict = field(default_factory=dict)       # keyword arguments of the task, e.g. max_length
+
+    def __post_init__(self):
+        from tasks import TASKS
+        if self.task not in TASKS:
+            raise ValueError(f"task: got {self.task!r}; allowed: {', '.join(map(repr, TASKS))}")
+        if self.model not in MODELS:
+            raise ValueError(f"model: got {self.model!r}; allowed: {', '.join(map(repr, MODELS))}")
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "val_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: got {value!r}; must be an int >= 1")
+        if self.clip not in ("norm", "elementwise", "none"):
+            raise ValueError(f"clip: got {self.clip!r}; allowed: 'norm', 'elementwise', 'none'")
+        for name in ("lr", "clip_value", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: got {value!r}; must be a positive number")
+        if not (isinstance(self.stop_threshold, (int, float)) and self.stop_threshold >= 0):
+            raise ValueError(f"stop_threshold: got {self.stop_threshold!r}; must be a number >= 0")
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+DEFAULT_LR = {"adam": 1e-3, "rmsprop": 1e-4, "graves_rmsprop": None}   # None: the paper's per-task lr
+
+
+def learning_rate(settings):
+    """The learning rate: --lr if given; the paper's table value for Graves RMSProp; else DEFAULT_LR."""
+    if settings.lr is not None:
+        return settings.lr
+    if DEFAULT_LR.get(settings.optimizer) is None:
+        return PAPER[settings.task][settings.model][-1]
+    return DEFAULT_LR[settings.optimizer]
+
+
+def build_model(settings):
+    """The model of the paper's configuration for this task, with any config overrides.  -> NTM | LSTMBaseline."""
+    from tasks import make_task
+    task = make_task(settings.task, **settings.task_options)
+    paper = PAPER[settings.task][settings.model]
+    base = dict(input_size=task.input_size, output_size=task.output_size)
+    if settings.model == "lstm":
+        config = NTMConfig(**base, controller="lstm", controller_size=paper[0], **settings.config_overrides)
+        return LSTMBaseline(config, seed=settings.seed), task
+    heads, ctrl, _ = paper
+    config = NTMConfig(**{**base, "controller": "feedforward" if settings.model == "ntm-ff" else "lstm",
+                          "controller_size": ctrl, "read_heads": heads, "write_heads": heads,
+                          **settings.config_overrides})
+    return NTM(config, seed=settings.seed), task
+
+
+class TrainingStopped(Exception):
+    """Training hit a non-finite loss or gradient; the message says where and what was saved."""
+
+
+def evaluate(model, x, y, mask, chunk=128):
+    """Cost (bits per sequence) and bit errors per sequence on a fixed set, in chunks.  -> (cost, errors)."""
+    from tasks.metrics import bit_errors_per_sequence, cost_bits_per_sequence
+    costs, errors = [], []
+    for start in range(0, x.shape[0], chunk):
+        sl = slice(start, start + chunk)
+        logits = model.run(x[sl]).logits
+        costs.append(cost_bits_per_sequence(logits, y[sl], mask[sl], from_logits=True) * logits.shape[0])
+        errors.append(bit_errors_per_sequence(logits, y[sl], mask[sl], from_logits=True) * logits.shape[0])
+    return float(sum(costs) / x.shape[0]), float(sum(errors) / x.shape[0])
+
+
+METRIC_COLUMNS = ["step", "sequences", "seconds", "cost_bits", "bit_errors", "val_cost_bits",
+                  "val_bit_errors", "grad_norm"]
+
+
+def _format_time(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds < 3600 else f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+def _first_non_finite(loss, grads):
+    if not math.isfinite(loss):
+        return "the loss"
+    for name, g in grads.items():
+        if not np.all(np.isfinite(g)):
+            return f"the gradient of {name}"
+    return None
+
+
+def train(settings: TrainSettings, out_dir, resume=False, log=print):
+    """Train until settings.steps, the time limit, or early stopping.  -> dict of the final metrics row.
+
+    Writes out_dir/settings.json, out_dir/config.json, out_dir/metrics.csv and out_dir/checkpoint.npz.
+    With resume=True, continues from out_dir/checkpoint.npz (CheckpointError if it is unusable).
+    """
+    from tasks.metrics import bit_errors_per_sequence
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt_path = os.path.join(out_dir, "checkpoint.npz")
+    metrics_path = os.path.join(out_dir, "metrics.csv")
+    model, task = build_model(settings)
+    optimizer = make_optimizer(settings.optimizer, lr=learning_rate(settings))
+    rng = np.random.default_rng(settings.seed)
+    step, sequences, seconds = 0, 0, 0.0
+    opt_state = optimizer.init_state(model.params)
+    if resume:
+        params, opt_state, _, meta = load_checkpoint(ckpt_path, expected_params=model.params)
+        model.params = params
+        rng.bit_generator.state = meta["rng_state"]
+        step, sequences, seconds = meta["step"], meta["sequences"], meta["seconds"]
+        _truncate_metrics(metrics_path, step)
+    else:
+        if os.path.exists(ckpt_path):
+            raise CheckpointError(f"{ckpt_path}: a run is already saved there; resume it with --resume or "
+                                  f"choose another --out (nothing was changed)")
+        with open(os.path.join(out_dir, "settings.json"), "w") as f:
+            f.write(settings.to_json() + "\n")
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            f.write(model.config.to_json() + "\n")
+        with open(metrics_path, "w", newline="") as f:
+            csv.writer(f).writerow(METRIC_COLUMNS)
+
+    x_val, y_val, m_val = task.validation_set(settings.val_size)
+    limit = settings.clip_value or (50.0 if settings.clip == "norm" else 10.0)
+
+    def checkpoint():
+        meta = {"step": step, "sequences": sequences, "seconds": seconds, "rng_state": rng.bit_generator.state,
+                "settings": json.loads(settings.to_json()), "model": settings.model}
+        save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta)
+
+    log(f"training {settings.model} on {settings.task}: {sum(v.size for v in model.params.values()):,} "
+        f"parameters, batch {settings.batch_size}, {settings.optimizer} lr {learning_rate(settings):g}, "
+        f"seed {settings.seed} -> {out_dir}")
+    started = time.perf_counter() - seconds
+    window = []       # (cost, errors, grad_norm) of the steps since the last progress line
+    row = {}
+    while step < settings.steps:
+        x, y, mask = task.batch(rng, settings.batch_size)
+        result = model.run(x, y, mask)
+        bad = _first_non_finite(result.loss, result.grads)
+        if bad is not None:
+            replay = os.path.join(out_dir, f"nonfinite-step{step + 1}.npz")
+            np.savez(replay, x=x, y=y, mask=mask, **{f"param/{k}": v for k, v in model.params.items()})
+            raise TrainingStopped(f"step {step + 1}: {bad} is not finite; saved the batch and the last finite "
+                                  f"parameters to {replay} (replay: model.run(x, y, mask) with those params); "
+                                  f"the last checkpoint is {ckpt_path}")
+        grads = result.grads
+        if settings.clip == "norm":
+            grads, norm = clip_global_norm(grads, limit)
+        else:
+            norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+            if settings.clip == "elementwise":
+                grads = clip_elementwise(grads, limit)
+        model.params, opt_state = optimizer.step(model.params, grads, opt_state)
+        step += 1
+        sequences += x.shape[0]
+        window.append((result.loss, bit_errors_per_sequence(result.probs, y, mask), norm))
+        seconds = time.perf_counter() - started
+        out_of_time = settings.max_minutes is not None and seconds >= 60 * settings.max_minutes
+        last = step >= settings.steps or out_of_time
+        if step % settings.eval_every == 0 or last:
+            val_cost, val_errors = evaluate(model, x_val, y_val, m_val)
+            seconds = time.perf_counter() - started
+            w = np.array(window)
+            row = dict(step=step, sequences=sequences, seconds=round(seconds, 3), cost_bits=w[:, 0].mean(),
+                       bit_errors=w[:, 1].mean(), val_cost_bits=val_cost, val_bit_errors=val_errors,
+                       grad_norm=w[:, 2].mean())
+            window = []
+            with open(metrics_path, "a", newline="") as f:
+                csv.writer(f).writerow([row[c] for c in METRIC_COLUMNS])
+            log(_progress_line(row, settings, seconds))
+            if settings.early_stop and val_errors < settings.stop_threshold:
+                log(f"converged: validation bit errors {val_errors:.3f} < {settings.stop_threshold} per sequence "
+                    f"after {sequences:,} sequences, {_format_time(seconds)}")
+                checkpoint()
+                return row
+        if step % settings.checkpoint_every == 0 or last:
+            checkpoint()
+        if out_of_time:
+            log(f"time limit of {settings.max_minutes:g} minutes reached at step {step}")
+            break
+    return row
+
+
+def _progress_line(row, settings, seconds):
+    rate = row["sequences"] / max(seconds, 1e-9)
+    left = []
+    if settings.steps:
+        left.append((settings.steps - row["step"]) * settings.batch_size / max(rate, 1e-9))
+    if settings.max_minutes is not None:
+        left.append(60 * settings.max_minutes - seconds)
+    eta = f", ~{_format_time(max(0.0, min(left)))} left" if left else ""
+    return (f"step {row['step']:>7,} | seq {row['sequences']:>9,} | cost {row['cost_bits']:7.3f} "
+            f"err {row['bit_errors']:7.3f} | val cost {row['val_cost_bits']:7.3f} err {row['val_bit_errors']:7.3f}"
+            f" | {rate:6.0f} seq/s | {_format_time(seconds)}{eta}")
+
+
+def _truncate_metrics(path, step):
+    """Keep the header and the rows up to ``step`` (rows logged after the checkpoint are redone)."""
+    if not os.path.exists(path):
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(METRIC_COLUMNS)
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+def load_model(path):
+    """A model from a checkpoint file.  -> (model, settings dict, meta). Raises CheckpointError."""
+    params, _, config_dict, meta = load_checkpoint(path)
+    config = NTMConfig.from_dict(config_dict)
+    if meta.get("model") == "lstm":
+        model = LSTMBaseline(config)
+    else:
+        model = NTM(config)
+    _, _, _, _ = load_checkpoint(path, expected_params=model.params)
+    model.params = params
+    return model, meta.get("settings", {}), meta
