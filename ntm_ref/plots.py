@@ -36,7 +36,7 @@ def plot_learning_curve(metrics_csv, path):
         ax.set_yscale("symlog", linthresh=0.1)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(os.path.dirname(os.path.abspath(metrics_csv)))
+    fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(metrics_csv))))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -38,7 +38,7 @@ def test_short_run_lowers_the_cost(tmp_path):
 def test_resume_equals_uninterrupted(tmp_path, model):
     base = {**TINY, "model": model, "optimizer": "graves_rmsprop"}
     if model == "lstm":
-        base["config_overrides"] = {}
+        base["config_overrides"] = {"controller_size": (12, 8)}
     straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
     train(TrainSettings(**base, steps=30), straight, log=quiet)
     train(TrainSettings(**base, steps=20), split, log=quiet)
