@@ -5,6 +5,7 @@ Layout of a checkpoint file (every entry a plain array, so no pickle is ever nee
     meta_json           str ()             step, sequences, seconds, RNG state, training settings (JSON)
     config_json         str ()             the model's NTMConfig (JSON)
     param/<name>        float64            every parameter
+    buffer/<name>       float64            fixed, unlearned arrays (the random initial memory)
     opt/<key>           any numeric        the optimiser state
     checksum            str ()             SHA-256 over every other entry (name, dtype, shape, bytes)
 
@@ -16,6 +17,7 @@ import hashlib
 import json
 import os
 import zipfile
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,6 +26,14 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(Exception):
     """A checkpoint cannot be used; the message is one line naming the file and the problem."""
+
+
+class Checkpoint(NamedTuple):
+    params: dict       # name -> array
+    opt_state: dict    # key -> array
+    config: dict       # the NTMConfig as a dict
+    meta: dict         # training state and settings
+    buffers: dict      # name -> array (fixed model arrays)
 
 
 def _checksum(arrays):
@@ -37,14 +47,15 @@ def _checksum(arrays):
     return h.hexdigest()
 
 
-def save_checkpoint(path, params, opt_state, config, meta):
-    """Write params (dict), opt_state (dict), config (NTMConfig) and meta (JSON-able dict) to ``path``
-    atomically (a temporary file beside it, then a rename)."""
+def save_checkpoint(path, params, opt_state, config, meta, buffers=None):
+    """Write params (dict), opt_state (dict), config (NTMConfig), meta (JSON-able dict) and buffers (dict)
+    to ``path`` atomically (a temporary file beside it, then a rename)."""
     arrays = {"format_version": np.array(CHECKPOINT_VERSION, dtype=np.int64),
               "meta_json": np.array(json.dumps(meta, sort_keys=True)),
               "config_json": np.array(config.to_json())}
     arrays.update({f"param/{k}": np.asarray(v) for k, v in params.items()})
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt_state.items()})
+    arrays.update({f"buffer/{k}": np.asarray(v) for k, v in (buffers or {}).items()})
     arrays["checksum"] = np.array(_checksum(arrays))
     tmp = f"{path}.tmp"
     try:
@@ -60,7 +71,7 @@ def save_checkpoint(path, params, opt_state, config, meta):
 
 
 def load_checkpoint(path, expected_params=None):
-    """Read and verify a checkpoint.  -> (params, opt_state, config_dict, meta).
+    """Read and verify a checkpoint.  -> Checkpoint(params, opt_state, config, meta, buffers).
 
     ``expected_params``: optional dict name -> array whose names and shapes the checkpoint must match.
     Raises CheckpointError (one line: file and problem) for any unusable file.
@@ -74,7 +85,10 @@ def load_checkpoint(path, expected_params=None):
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted?): {err}") from None
     if "format_version" not in arrays:
         raise CheckpointError(f"{path}: not an ntm_ref checkpoint (no format_version entry)")
-    version = int(arrays["format_version"])
+    try:
+        version = int(arrays["format_version"])
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path}: format_version is not a single integer") from None
     if version != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version}, this ntm_ref reads version "
                               f"{CHECKPOINT_VERSION}")
@@ -84,10 +98,14 @@ def load_checkpoint(path, expected_params=None):
     stored = str(arrays.pop("checksum"))
     if _checksum(arrays) != stored:
         raise CheckpointError(f"{path}: checksum mismatch, the file is corrupted")
-    meta = json.loads(str(arrays["meta_json"]))
-    config = json.loads(str(arrays["config_json"]))
+    try:
+        meta = json.loads(str(arrays["meta_json"]))
+        config = json.loads(str(arrays["config_json"]))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: unreadable metadata: {err}") from None
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     opt_state = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
+    buffers = {k[len("buffer/"):]: v for k, v in arrays.items() if k.startswith("buffer/")}
     if expected_params is not None:
         missing = sorted(set(expected_params) - set(params))
         extra = sorted(set(params) - set(expected_params))
@@ -98,4 +116,4 @@ def load_checkpoint(path, expected_params=None):
             if params[name].shape != value.shape:
                 raise CheckpointError(f"{path}: parameter {name} has shape {params[name].shape}, the model "
                                       f"needs {value.shape}")
-    return params, opt_state, config, meta
+    return Checkpoint(params, opt_state, config, meta, buffers)

@@ -1,7 +1,7 @@
 """The ``ntm-ref`` command line.
 
     ntm-ref demo                        one addressing step of two heads on a small memory, every stage printed
-    ntm-ref train --task copy           train with the paper's configuration for the task (see docs/training.md)
+    ntm-ref train --task copy           train with the paper's configuration for the task (see docs/results.md)
     ntm-ref train --resume DIR          continue a run exactly where its last checkpoint left it
     ntm-ref eval DIR/checkpoint.npz     cost and bit errors on the validation set and the generalisation sets
     ntm-ref plot DIR                    PNG figures (needs matplotlib: pip install ".[plot]")
@@ -67,18 +67,16 @@ def _parse_value(text):
 
 
 def train_command(args):
-    from ntm_ref.train import TrainSettings, train
+    from ntm_ref.train import TrainSettings, resume_settings, train
     if args.resume:
-        path = os.path.join(args.resume, "settings.json")
-        if not os.path.exists(path):
-            raise UserError(f"{path}: no such file; --resume takes the --out folder of an earlier run")
-        with open(path) as f:
-            saved = json.load(f)
-        settings = TrainSettings(**saved)
-        if args.steps is not None:
-            settings.steps = args.steps
-        if args.max_minutes is not None:
-            settings.max_minutes = args.max_minutes
+        ignored = [f"--{k.replace('_', '-')}" for k in ("task", "model", "seed", "batch_size", "optimizer", "lr",
+                                                         "clip", "clip_value", "eval_every", "checkpoint_every",
+                                                         "val_size", "stop_threshold", "out", "set")
+                   if getattr(args, k) is not None]
+        if ignored or args.early_stop:
+            raise UserError(f"--resume continues a run with its saved settings; only --steps and --max-minutes "
+                            f"may be given with it, not {', '.join(ignored or ['--early-stop'])}")
+        settings = resume_settings(args.resume, steps=args.steps, max_minutes=args.max_minutes)
         out = args.resume
     else:
         overrides = {}
@@ -133,12 +131,13 @@ def build_parser():
     d = TrainSettings()
     p = sub.add_parser("train", help="train on one of the paper's tasks",
                        description="Train an NTM (or the LSTM baseline) on one of the paper's tasks. Defaults "
-                                   "come from the paper's Tables 1-3 and docs/training.md.")
+                                   "come from the paper's Tables 1-3; see docs/results.md.")
     p.add_argument("--task", choices=sorted(TASKS), help=f"task (default {d.task})")
     p.add_argument("--model", choices=MODELS, help=f"model (default {d.model})")
     p.add_argument("--seed", type=int, help=f"seed of the parameters and the training batches (default {d.seed})")
     p.add_argument("--steps", type=int, help=f"optimiser steps at most (default {d.steps:,})")
-    p.add_argument("--max-minutes", type=float, help="wall-time limit in minutes (default none)")
+    p.add_argument("--max-minutes", type=float, help="wall-time limit of the whole run in minutes, counted "
+                                                     "across resumes (default none)")
     p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size})")
     p.add_argument("--optimizer", choices=["adam", "rmsprop", "graves_rmsprop"], help=f"(default {d.optimizer})")
     p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, rmsprop 1e-4, graves_rmsprop the "
@@ -147,7 +146,7 @@ def build_parser():
     p.add_argument("--clip-value", type=float, help="clip limit (default 50 for norm, 10 for elementwise)")
     p.add_argument("--eval-every", type=int, help=f"steps between validation and progress lines (default {d.eval_every})")
     p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints (default {d.checkpoint_every})")
-    p.add_argument("--val-size", type=int, help=f"validation sequences (default {d.val_size})")
+    p.add_argument("--val-size", type=int, help="validation sequences (default: the task's, 640; 1000 for ngrams)")
     p.add_argument("--early-stop", action="store_true",
                    help="stop once validation bit errors per sequence fall below --stop-threshold")
     p.add_argument("--stop-threshold", type=float, help=f"(default {d.stop_threshold}, Collier's criterion)")
@@ -181,7 +180,7 @@ def main(argv=None):
         parser.error("--slots must be at least 4 and --width at least 1")
     try:
         return args.func(args)
-    except (UserError, CheckpointError, ValueError) as err:
+    except (UserError, CheckpointError, ValueError, OSError) as err:
         if os.environ.get("NTM_REF_DEBUG"):
             raise   # NTM_REF_DEBUG=1 shows the traceback
         print(f"ntm-ref {args.command}: error: {err}", file=sys.stderr)

@@ -28,7 +28,7 @@ class LinearCache(NamedTuple):
 
 
 def linear_forward(x, W, b):
-    """y = x W + b.  x (B, D), W (D, C), b (C,) -> y (B, C)."""
+    """y = x W + b.  x (B, D), W (D, C), b (C,) -> (y (B, C), cache)."""
     return x @ W + b, LinearCache(x, W)
 
 
@@ -48,7 +48,7 @@ class FeedforwardCache(NamedTuple):
 
 
 def feedforward_forward(x, W, b, activation="tanh"):
-    """h = act(x W + b).  x (B, D), W (D, C), b (C,) -> h (B, C)."""
+    """h = act(x W + b).  x (B, D), W (D, C), b (C,) -> (h (B, C), cache)."""
     a, lin = linear_forward(x, W, b)
     h, act_cache = ACTIVATIONS[activation][0](a)
     return h, FeedforwardCache(lin, act_cache, activation)
@@ -76,7 +76,8 @@ class LSTMCache(NamedTuple):
 
 
 def lstm_forward(x, h_prev, c_prev, W, b):
-    """One LSTM step.  x (B, D), h_prev (B, C), c_prev (B, C), W (D + C, 4C), b (4C,) -> (h (B, C), c (B, C)).
+    """One LSTM step.  x (B, D), h_prev (B, C), c_prev (B, C), W (D + C, 4C), b (4C,)
+    -> ((h (B, C), c (B, C)), cache).
 
     Gate order in W's columns: input i, forget f, output o, candidate g.
     """

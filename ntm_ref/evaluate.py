@@ -11,7 +11,7 @@ def evaluate_checkpoint(path, n=64, seed=1234):
     from tasks import make_task
     model, settings, meta = load_model(path)
     task = make_task(settings["task"], **settings.get("task_options", {}))
-    rows = [("validation", *task.validation_set())]
+    rows = [("validation", *task.validation_set(settings.get("val_size")))]
     for name in task.generalisation_sets():
         rows.append((name, *task.generalisation_set(name, n=n, seed=seed)))
     bayes = getattr(task, "bayes_optimal_cost", None)

@@ -3,7 +3,7 @@
 Dimension legend: B batch, T time steps, I input width, O output width, C layer width.
 
     h^1_t = LSTM_1(x_t, h^1_{t-1}),  h^l_t = LSTM_l([x_t, h^{l-1}_t], h^l_{t-1}),
-    z_t = [h^1_t, ..., h^L_t] W_out + b_out
+    z_t = clip([h^1_t, ..., h^L_t] W_out + b_out)      (clip at +-config.clip_value, none if None)
 with skip connections (Graves 2013, the default: they reproduce the paper's parameter counts); without
 them layer l sees only h^{l-1}_t and the output only h^L_t.
 

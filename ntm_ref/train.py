@@ -1,12 +1,15 @@
 """Training: the paper's configuration per task and model, a loop that shows progress, metrics.csv,
 checkpoints that resume bit for bit, early stopping, and a clean stop on NaN.
 
-    settings = TrainSettings(task="copy", model="ntm-ff")      # defaults: see PRESETS and docs/training.md
+    settings = TrainSettings(task="copy", model="ntm-ff")      # defaults: PAPER below and docs/results.md
     train(settings, out_dir="runs/copy")
+    train(resume_settings("runs/copy", steps=200_000), "runs/copy", resume=True)
 
 One training step: draw a batch from the task with the run's own RNG, loss and gradients (bits per
-sequence, batch mean), clip, one optimiser step. Everything the next step depends on (params, optimiser
-state, RNG state, step) is in the checkpoint, so a resumed run continues exactly as if never stopped.
+sequence, batch mean), clip, one optimiser step. Everything the next step depends on (params, fixed
+buffers, optimiser state, RNG state, step, and the settings themselves) is in the checkpoint, so a resumed
+run continues exactly as if never stopped; resuming checks that the settings and model config agree with
+the checkpoint's (only steps and max_minutes may change).
 """
 import csv
 import dataclasses
@@ -46,7 +49,7 @@ class TrainSettings:
     model: str = "ntm-ff"
     seed: int = 0
     steps: int = 100_000                   # optimiser steps at most
-    max_minutes: Optional[float] = None    # wall-time limit (None: none)
+    max_minutes: Optional[float] = None    # wall-time limit of the whole run, across resumes (None: none)
     batch_size: int = 1                    # pytorch-ntm's; converged copy on 5 of 5 seeds (docs/results.md)
     optimizer: str = "graves_rmsprop"      # the paper's
     lr: Optional[float] = None             # None: the paper's for the task (graves_rmsprop), else DEFAULT_LR
@@ -54,7 +57,7 @@ class TrainSettings:
     clip_value: Optional[float] = None     # None: 50 for norm, 10 for elementwise
     eval_every: int = 200                  # steps between validation evaluations (and progress lines)
     checkpoint_every: int = 1000           # steps between checkpoints
-    val_size: int = 640                    # Collier's validation set size
+    val_size: Optional[int] = None         # None: the task's own (640, Collier's; 1000 for N-grams, the paper's)
     early_stop: bool = False               # stop once the validation bit errors fall below stop_threshold
     stop_threshold: float = 0.1            # bit errors per sequence (Collier's criterion)
     config_overrides: dict = field(default_factory=dict)   # any NTMConfig field
@@ -66,18 +69,32 @@ class TrainSettings:
             raise ValueError(f"task: got {self.task!r}; allowed: {', '.join(map(repr, TASKS))}")
         if self.model not in MODELS:
             raise ValueError(f"model: got {self.model!r}; allowed: {', '.join(map(repr, MODELS))}")
-        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "val_size"):
+        for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "val_size", "seed"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: got {value!r}; must be an int >= 1")
+            if name == "val_size" and value is None:
+                continue
+            minimum = 0 if name == "seed" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name}: got {value!r}; must be an int >= {minimum}")
+        if self.checkpoint_every % self.eval_every:
+            raise ValueError(f"checkpoint_every: got {self.checkpoint_every}; must be a multiple of eval_every "
+                             f"({self.eval_every}), so a checkpoint falls where a metrics row does")
+        if not isinstance(self.early_stop, bool):
+            raise ValueError(f"early_stop: got {self.early_stop!r}; must be True or False")
+        for name in ("config_overrides", "task_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name}: got {getattr(self, name)!r}; must be a dict")
         if self.clip not in ("norm", "elementwise", "none"):
             raise ValueError(f"clip: got {self.clip!r}; allowed: 'norm', 'elementwise', 'none'")
         for name in ("lr", "clip_value", "max_minutes"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value <= 0):
                 raise ValueError(f"{name}: got {value!r}; must be a positive number")
-        if not (isinstance(self.stop_threshold, (int, float)) and self.stop_threshold >= 0):
+        if isinstance(self.stop_threshold, bool) or not (isinstance(self.stop_threshold, (int, float))
+                                                         and self.stop_threshold >= 0):
             raise ValueError(f"stop_threshold: got {self.stop_threshold!r}; must be a number >= 0")
+        model_config(self)   # a bad task option or model field is caught here, naming the field
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -95,21 +112,61 @@ def learning_rate(settings):
     return DEFAULT_LR[settings.optimizer]
 
 
-def build_model(settings):
-    """The model of the paper's configuration for this task, with any config overrides.  -> NTM | LSTMBaseline."""
+def make_run_task(settings):
+    """The task with the run's options.  ValueError (naming the option) for a bad one."""
     from tasks import make_task
-    task = make_task(settings.task, **settings.task_options)
+    try:
+        return make_task(settings.task, **settings.task_options)
+    except TypeError as err:
+        raise ValueError(f"task_options: {err}") from None
+
+
+def model_config(settings):
+    """The paper's configuration for this task and model (Tables 1-3), with the overrides.  -> NTMConfig."""
+    task = make_run_task(settings)
     paper = PAPER[settings.task][settings.model]
-    base = dict(input_size=task.input_size, output_size=task.output_size)
+    fields = dict(input_size=task.input_size, output_size=task.output_size)
     if settings.model == "lstm":
-        config = NTMConfig(**{**base, "controller": "lstm", "controller_size": paper[0],
-                              **settings.config_overrides})
-        return LSTMBaseline(config, seed=settings.seed), task
-    heads, ctrl, _ = paper
-    config = NTMConfig(**{**base, "controller": "feedforward" if settings.model == "ntm-ff" else "lstm",
-                          "controller_size": ctrl, "read_heads": heads, "write_heads": heads,
-                          **settings.config_overrides})
-    return NTM(config, seed=settings.seed), task
+        fields.update(controller="lstm", controller_size=paper[0])
+    else:
+        heads, ctrl, _ = paper
+        fields.update(controller="feedforward" if settings.model == "ntm-ff" else "lstm", controller_size=ctrl,
+                      read_heads=heads, write_heads=heads)
+    return NTMConfig.from_dict({**fields, **settings.config_overrides})
+
+
+def build_model(settings):
+    """The model of the paper's configuration for this task, with any config overrides.  -> (model, task)."""
+    config = model_config(settings)
+    model = LSTMBaseline(config, seed=settings.seed) if settings.model == "lstm" else NTM(config, seed=settings.seed)
+    return model, make_run_task(settings)
+
+
+META_KEYS = ("step", "sequences", "seconds", "rng_state", "settings", "model")
+RESUMABLE = ("steps", "max_minutes")   # the only settings a resume may change
+
+
+def _check_meta(path, meta):
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint (no {', '.join(missing)} in its metadata)")
+
+
+def resume_settings(out_dir, **changes):
+    """The settings saved in out_dir's checkpoint, with ``changes`` (only steps and max_minutes).
+    -> TrainSettings. Raises CheckpointError for an unusable checkpoint."""
+    path = os.path.join(out_dir, "checkpoint.npz")
+    meta = load_checkpoint(path).meta
+    _check_meta(path, meta)
+    bad = sorted(set(changes) - set(RESUMABLE))
+    if bad:
+        raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUMABLE)} may change, not "
+                         f"{', '.join(bad)}")
+    try:
+        settings = TrainSettings(**meta["settings"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its saved settings are not usable here: {err}") from None
+    return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
 
 
 class TrainingStopped(Exception):
@@ -162,15 +219,28 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
     step, sequences, seconds = 0, 0, 0.0
     opt_state = optimizer.init_state(model.params)
     if resume:
-        params, opt_state, _, meta = load_checkpoint(ckpt_path, expected_params=model.params)
-        model.params = params
-        rng.bit_generator.state = meta["rng_state"]
-        step, sequences, seconds = meta["step"], meta["sequences"], meta["seconds"]
+        ckpt = load_checkpoint(ckpt_path, expected_params=model.params)
+        _check_meta(ckpt_path, ckpt.meta)
+        saved = ckpt.meta["settings"]
+        now = json.loads(settings.to_json())
+        differ = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
+        if differ:
+            raise CheckpointError(f"{ckpt_path}: the run was saved with other settings ({', '.join(differ)}); "
+                                  f"a resume may change only {', '.join(RESUMABLE)}")
+        if ckpt.config != model.config.to_dict() and NTMConfig.from_dict(ckpt.config) != model.config:
+            raise CheckpointError(f"{ckpt_path}: the saved model config differs from the one these settings make")
+        model.params = ckpt.params
+        model.buffers = ckpt.buffers
+        opt_state = ckpt.opt_state
+        rng.bit_generator.state = ckpt.meta["rng_state"]
+        step, sequences, seconds = ckpt.meta["step"], ckpt.meta["sequences"], ckpt.meta["seconds"]
         _truncate_metrics(metrics_path, step)
     else:
-        if os.path.exists(ckpt_path):
-            raise CheckpointError(f"{ckpt_path}: a run is already saved there; resume it with --resume or "
-                                  f"choose another --out (nothing was changed)")
+        existing = [n for n in ("checkpoint.npz", "metrics.csv", "settings.json", "config.json")
+                    if os.path.exists(os.path.join(out_dir, n))]
+        if existing:
+            raise CheckpointError(f"{os.path.join(out_dir, existing[0])}: a run is already saved in {out_dir}; "
+                                  f"resume it with --resume or choose another --out (nothing was changed)")
         with open(os.path.join(out_dir, "settings.json"), "w") as f:
             f.write(settings.to_json() + "\n")
         with open(os.path.join(out_dir, "config.json"), "w") as f:
@@ -184,7 +254,7 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
     def checkpoint():
         meta = {"step": step, "sequences": sequences, "seconds": seconds, "rng_state": rng.bit_generator.state,
                 "settings": json.loads(settings.to_json()), "model": settings.model}
-        save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta)
+        save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta, model.buffers)
 
     log(f"training {settings.model} on {settings.task}: {sum(v.size for v in model.params.values()):,} "
         f"parameters, batch {settings.batch_size}, {settings.optimizer} lr {learning_rate(settings):g}, "
@@ -199,9 +269,10 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
         if bad is not None:
             replay = os.path.join(out_dir, f"nonfinite-step{step + 1}.npz")
             np.savez(replay, x=x, y=y, mask=mask, **{f"param/{k}": v for k, v in model.params.items()})
+            last = f"the last checkpoint is {ckpt_path}" if os.path.exists(ckpt_path) else "no checkpoint yet"
             raise TrainingStopped(f"step {step + 1}: {bad} is not finite; saved the batch and the last finite "
                                   f"parameters to {replay} (replay: model.run(x, y, mask) with those params); "
-                                  f"the last checkpoint is {ckpt_path}")
+                                  f"{last}")
         grads = result.grads
         if settings.clip == "norm":
             grads, norm = clip_global_norm(grads, limit)
@@ -261,19 +332,28 @@ def _truncate_metrics(path, step):
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
-    with open(path, "w", newline="") as f:
+    try:
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+    except (ValueError, IndexError):
+        raise CheckpointError(f"{path}: not a metrics file written by ntm-ref train") from None
+    with open(path + ".tmp", "w", newline="") as f:     # rewritten atomically, like the checkpoint
         csv.writer(f).writerows(kept)
+    os.replace(path + ".tmp", path)
 
 
 def load_model(path):
-    """A model from a checkpoint file.  -> (model, settings dict, meta). Raises CheckpointError."""
-    params, _, config_dict, meta = load_checkpoint(path)
-    config = NTMConfig.from_dict(config_dict)
-    if meta.get("model") == "lstm":
-        model = LSTMBaseline(config)
-    else:
-        model = NTM(config)
-    _, _, _, _ = load_checkpoint(path, expected_params=model.params)
-    model.params = params
-    return model, meta.get("settings", {}), meta
+    """A model from a checkpoint file, with its parameters and fixed buffers.  -> (model, settings dict, meta).
+    Raises CheckpointError for an unusable file."""
+    ckpt = load_checkpoint(path)
+    _check_meta(path, ckpt.meta)
+    try:
+        config = NTMConfig.from_dict(ckpt.config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its model config is not usable: {err}") from None
+    model = LSTMBaseline(config) if ckpt.meta["model"] == "lstm" else NTM(config)
+    for name, value in model.params.items():
+        if name not in ckpt.params or ckpt.params[name].shape != value.shape:
+            raise CheckpointError(f"{path}: parameter {name} is missing or has the wrong shape")
+    model.params = ckpt.params
+    model.buffers = ckpt.buffers
+    return model, ckpt.meta["settings"], ckpt.meta

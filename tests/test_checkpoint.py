@@ -25,12 +25,14 @@ def saved(tmp_path):
 
 def test_round_trip(tmp_path):
     path, model, state, meta = saved(tmp_path)
-    params, opt_state, config, meta2 = load_checkpoint(path, expected_params=model.params)
+    params, opt_state, config, meta2, buffers = load_checkpoint(path, expected_params=model.params)
+    assert buffers == {}
     assert NTMConfig.from_dict(config) == CONFIG and meta2 == meta
     for k in model.params:
         np.testing.assert_array_equal(params[k], model.params[k])
     for k in state:
         np.testing.assert_array_equal(opt_state[k], state[k])
+        assert opt_state[k].dtype == state[k].dtype and opt_state[k].shape == state[k].shape
     rng = np.random.default_rng()
     rng.bit_generator.state = meta2["rng_state"]
     ref = np.random.default_rng(5)
@@ -113,3 +115,21 @@ def test_a_failed_write_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(path, model.params, state, CONFIG, meta)
     assert open(path, "rb").read() == before and not os.path.exists(path + ".tmp")
     load_checkpoint(path)
+
+
+def test_buffers_round_trip(tmp_path):
+    config = CONFIG.replace(memory_init="random")
+    model = NTM(config, seed=3)
+    path = str(tmp_path / "c.npz")
+    save_checkpoint(path, model.params, {}, config, {"step": 0}, model.buffers)
+    np.testing.assert_array_equal(load_checkpoint(path).buffers["memory0"], model.buffers["memory0"])
+
+
+def test_non_scalar_version_is_a_clear_error(tmp_path):
+    path, *_ = saved(tmp_path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["format_version"] = np.array([1, 2])
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="format_version is not a single integer"):
+        load_checkpoint(path)

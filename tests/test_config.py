@@ -38,6 +38,14 @@ BASE = dict(input_size=3, output_size=2)
     ("clip_value", -5, "positive number or None"),
     ("step_order", "interleaved", "allowed: 'read_first', 'write_first'"),
     ("learn_initial_reads", 1, "True or False"),
+    ("learn_initial_weights", "yes", "True or False"),
+    ("memory_init_value", float("inf"), "finite number"),
+    ("memory_init_value", "small", "finite number"),
+    ("clip_value", float("nan"), "positive number or None"),
+    ("clip_value", float("inf"), "positive number or None"),
+    ("clip_value", "20", "positive number or None"),
+    ("memory_slots", 2.0, "must be an int"),
+    ("write_heads", None, "must be an int"),
 ])
 def test_invalid_field_names_the_field_value_and_what_is_allowed(field, value, allowed):
     with pytest.raises(ValueError) as err:

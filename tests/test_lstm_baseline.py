@@ -24,7 +24,7 @@ def batch(config, B=2, T=5, seed=1):
     x = rng.normal(size=(B, T, config.input_size))
     y = (rng.random((B, T, config.output_size)) > 0.5).astype(float)
     mask = np.ones((B, T))
-    mask[1, -2:] = 0.0
+    mask[1:, -2:] = 0.0
     return x, y, mask
 
 
@@ -41,8 +41,9 @@ def loss_fn(model, x, y, mask):
 @pytest.mark.parametrize("skip", [True, False])
 @pytest.mark.parametrize("sizes", [(4,), (4, 3, 5)])
 @pytest.mark.parametrize("T", [1, 2, 5])
-def test_gradients(skip, sizes, T):
-    config = NTMConfig(input_size=3, output_size=2, controller_size=sizes, clip_value=None)
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_gradients(skip, sizes, T, clip):
+    config = NTMConfig(input_size=3, output_size=2, controller_size=sizes, clip_value=clip)
     model = generic_baseline(config, seed=T, skip=skip)
     x, y, mask = batch(config, T=T)
     mask[:] = 1.0 if T < 3 else mask
@@ -87,3 +88,29 @@ def test_same_seed_same_params_and_shapes():
     assert a.forward(x).shape == (2, 5, 2)
     with pytest.raises(ValueError, match="^x: got shape"):
         a.run(np.zeros((2, 5, 4)))
+
+
+def test_agrees_with_a_naive_two_step_forward():
+    """Wiring (finite differences cannot see it): layer 2 at step t reads [x_t, h1_t], and the output
+    reads [h1_t, h2_t], checked against a plain re-implementation of two steps."""
+    config = NTMConfig(input_size=3, output_size=2, controller_size=(4, 3), clip_value=None)
+    model = generic_baseline(config, seed=0, skip=True)
+    p = model.params
+    x, _, _ = batch(config, B=1, T=2)
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+
+    def cell(inp, h, c, l):
+        z = np.concatenate([inp, h]) @ p[f"ctrl.{l}.W"] + p[f"ctrl.{l}.b"]
+        C = h.size
+        i, f, o, g = sig(z[:C]), sig(z[C:2 * C]), sig(z[2 * C:3 * C]), np.tanh(z[3 * C:])
+        c = f * c + i * g
+        return o * np.tanh(c), c
+
+    h = [p["ctrl.0.h0"], p["ctrl.1.h0"]]
+    c = [p["ctrl.0.c0"], p["ctrl.1.c0"]]
+    expected = []
+    for t in range(2):
+        h[0], c[0] = cell(x[0, t], h[0], c[0], 0)
+        h[1], c[1] = cell(np.concatenate([x[0, t], h[0]]), h[1], c[1], 1)
+        expected.append(np.concatenate(h) @ p["out.W"] + p["out.b"])
+    np.testing.assert_allclose(model.run(x).logits[0], np.array(expected), rtol=1e-13)

@@ -85,13 +85,13 @@ def test_whole_model_gradients_full(name):
 def test_clip_engages_in_the_clipping_config():
     """The clipping configuration above must actually clip something, or it would test nothing."""
     config = NTMConfig(**{**TINY, **CONFIGS["ff-clip-engaged"]})
-    model = NTM(config, seed=3, engine="reference")
+    model = generic_model(config, seed=3)      # the model the gradient check above runs on
     x, _, _ = make_batch(config)
     caches = model.run(x).caches
-    clipped = sum((~c.read_clip.inside).sum() + (~c.write_clip.inside).sum() + (~c.out_clip.inside).sum()
-                  for c in caches)
-    inside = sum(c.read_clip.inside.sum() for c in caches)
-    assert clipped > 0 and inside > 0
+    for clip in ("read_clip", "write_clip", "out_clip"):
+        outside = sum((~getattr(c, clip).inside).sum() for c in caches)
+        inside = sum(getattr(c, clip).inside.sum() for c in caches)
+        assert outside > 0 and inside > 0, clip
 
 
 def test_mask_of_shape_b_t_o():
@@ -241,6 +241,33 @@ def test_forward_and_loss_shapes():
     assert p.shape == (3, 4, 2) and np.all((p > 0) & (p < 1))
     loss, grads = model.loss_and_grads(x, y)
     assert np.isfinite(loss) and loss > 0
+
+
+def test_loss_agrees_with_the_task_metric():
+    """At generic logits the loss equals tasks.metrics' cost (an independent implementation), so a sign
+    or a swapped target would show (finite differences alone would not: they follow whatever forward)."""
+    from tasks.metrics import cost_bits_per_sequence
+    config = NTMConfig(**TINY)
+    model = NTM(config, seed=2, engine="reference")
+    x, y, mask = make_batch(config, B=3, T=5)
+    result = model.run(x, y, mask)
+    np.testing.assert_allclose(result.loss, cost_bits_per_sequence(result.logits, y, mask, from_logits=True),
+                               rtol=1e-13)
+    np.testing.assert_allclose(result.loss, cost_bits_per_sequence(result.probs, y, mask), rtol=1e-9)
+
+
+@pytest.mark.parametrize("order", ["read_first", "write_first"])
+def test_step_order_reads_the_right_memory(order):
+    """read_first reads M_{t-1}; write_first reads M_t (after this step's write)."""
+    from ntm_ref.memory import read_forward
+    config = NTMConfig(**TINY, step_order=order, read_heads=2)
+    model = NTM(config, seed=0, engine="reference")
+    rng = np.random.default_rng(0)
+    state = model.initial_state(2)._replace(memory=rng.normal(size=(2, 6, 3)))
+    _, new, _ = step_forward(model.params, config, rng.normal(size=(2, 3)), state)
+    read_from = state.memory if order == "read_first" else new.memory
+    np.testing.assert_array_equal(new.reads, read_forward(read_from, new.w_read)[0])
+    assert not np.allclose(new.memory, state.memory)
 
 
 def test_loss_is_bits_per_sequence():

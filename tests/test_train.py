@@ -21,12 +21,16 @@ def quiet(*_):
 
 def params_of(out):
     from ntm_ref.checkpoint import load_checkpoint
-    return load_checkpoint(os.path.join(out, "checkpoint.npz"))[0]
+    return load_checkpoint(os.path.join(out, "checkpoint.npz")).params
+
+
+def files_of(out):
+    return {name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))}
 
 
 def test_short_run_lowers_the_cost(tmp_path):
     settings = TrainSettings(**{**TINY, "steps": 400, "optimizer": "graves_rmsprop", "lr": 1e-3,
-                                "eval_every": 100, "val_size": 64})
+                                "eval_every": 100, "checkpoint_every": 100, "val_size": 64})
     train(settings, str(tmp_path / "run"), log=quiet)
     with open(tmp_path / "run" / "metrics.csv") as f:
         rows = [line.split(",") for line in f.read().splitlines()[1:]]
@@ -56,10 +60,86 @@ def test_resume_equals_uninterrupted(tmp_path, model):
 def test_refuses_to_overwrite_a_saved_run(tmp_path):
     out = str(tmp_path / "run")
     train(TrainSettings(**TINY, steps=10), out, log=quiet)
-    before = open(os.path.join(out, "checkpoint.npz"), "rb").read()
+    before = files_of(out)
     with pytest.raises(CheckpointError, match="already saved"):
         train(TrainSettings(**TINY, steps=10), out, log=quiet)
-    assert open(os.path.join(out, "checkpoint.npz"), "rb").read() == before
+    os.remove(os.path.join(out, "checkpoint.npz"))      # a run that has not checkpointed yet is kept too
+    before = files_of(out)
+    with pytest.raises(CheckpointError, match="already saved"):
+        train(TrainSettings(**TINY, steps=10), out, log=quiet)
+    assert files_of(out) == before
+
+
+def test_resume_from_an_earlier_checkpoint_through_the_cli(tmp_path, capsys):
+    """A run killed after its step-10 checkpoint (later rows already in metrics.csv) resumes from that
+    checkpoint, drops the later rows and ends bit for bit where an uninterrupted run ends."""
+    straight, split = str(tmp_path / "straight"), str(tmp_path / "split")
+    argv = lambda out, steps: _tiny_argv(out, steps)  # noqa: E731
+    assert _cli(argv(straight, 30), capsys)[0] == 0
+    assert _cli(argv(split, 10), capsys)[0] == 0
+    saved10 = open(os.path.join(split, "checkpoint.npz"), "rb").read()
+    assert _cli(["train", "--resume", split, "--steps", "20"], capsys)[0] == 0
+    open(os.path.join(split, "checkpoint.npz"), "wb").write(saved10)      # as if killed after step 10
+    assert _cli(["train", "--resume", split, "--steps", "30"], capsys)[0] == 0
+    a, b = params_of(straight), params_of(split)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    strip = lambda out: [r.split(",")[:2] + r.split(",")[3:]  # noqa: E731
+                         for r in open(os.path.join(out, "metrics.csv")).read().splitlines()]
+    assert strip(straight) == strip(split)
+
+
+def test_resume_refuses_changed_settings(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert _cli(_tiny_argv(out), capsys)[0] == 0
+    code, _, stderr = _cli(["train", "--resume", out, "--lr", "0.5"], capsys)
+    assert code == 2 and "--lr" in stderr and len(stderr.strip().splitlines()) == 1
+    settings = TrainSettings(**{**TINY, "steps": 20, "lr": 0.5,
+                                "config_overrides": {"memory_slots": 8, "memory_width": 4, "controller_size": 12},
+                                "eval_every": 5, "checkpoint_every": 5, "val_size": 16, "batch_size": 4,
+                                "task_options": {}})
+    before = files_of(out)
+    with pytest.raises(CheckpointError, match="other settings"):
+        train(settings, out, resume=True, log=quiet)
+    assert files_of(out) == before
+
+
+def test_early_stop_and_time_limit(tmp_path):
+    lines = []
+    row = train(TrainSettings(**{**TINY, "steps": 1000, "early_stop": True, "stop_threshold": 1e9}),
+                str(tmp_path / "a"), log=lines.append)
+    assert row["step"] == TINY["eval_every"] and any("converged" in line for line in lines)
+    lines = []
+    row = train(TrainSettings(**{**TINY, "steps": 10 ** 6, "max_minutes": 1e-4}), str(tmp_path / "b"),
+                log=lines.append)
+    assert row["step"] < 10 ** 6 and any("time limit" in line for line in lines)
+    assert params_of(str(tmp_path / "b"))          # a checkpoint was written at the stop
+
+
+def test_eval_uses_the_saved_fixed_memory(tmp_path):
+    """memory_init="random" with a seed other than 0: eval must see the run's own fixed memory."""
+    from ntm_ref.train import build_model, evaluate, load_model
+    settings = TrainSettings(**{**TINY, "seed": 3, "steps": 5, "eval_every": 5, "checkpoint_every": 5,
+                                "config_overrides": {**TINY["config_overrides"], "memory_init": "random"}})
+    out = str(tmp_path / "run")
+    train(settings, out, log=quiet)
+    loaded, _, _ = load_model(os.path.join(out, "checkpoint.npz"))
+    fresh, task = build_model(settings)
+    np.testing.assert_array_equal(loaded.buffers["memory0"], fresh.buffers["memory0"])
+    fresh.params = loaded.params
+    x, y, mask = task.validation_set(16)
+    assert evaluate(loaded, x, y, mask) == evaluate(fresh, x, y, mask)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(config_overrides={"foo": 1}), "unknown NTMConfig field"),
+    (dict(task_options={"max_lenght": 3}), "task_options"),
+    (dict(checkpoint_every=7, eval_every=5), "multiple of eval_every"),
+    (dict(lr=True), "lr"), (dict(seed=-1), "seed"), (dict(model="gru"), "model"),
+])
+def test_bad_settings_are_caught_when_made(bad, words):
+    with pytest.raises(ValueError, match=words):
+        TrainSettings(**{**TINY, **bad})
 
 
 def _cli(argv, capsys):
@@ -126,18 +206,49 @@ def test_bad_checkpoint_gives_one_line_and_changes_nothing(tmp_path, capsys, how
 
 
 def test_wrong_shape_checkpoint(tmp_path, capsys):
+    """A well-formed checkpoint whose parameters do not fit the model its settings make."""
+    from ntm_ref.checkpoint import load_checkpoint, save_checkpoint
+    from ntm_ref.config import NTMConfig
     out = str(tmp_path / "run")
     assert _cli(_tiny_argv(out), capsys)[0] == 0
-    settings = json.load(open(os.path.join(out, "settings.json")))
-    settings["config_overrides"]["controller_size"] = 13
-    json.dump(settings, open(os.path.join(out, "settings.json"), "w"))
-    code, _, stderr = _cli(["train", "--resume", out, "--steps", "20"], capsys)
-    assert code == 2 and "has shape" in stderr and len(stderr.strip().splitlines()) == 1
+    path = os.path.join(out, "checkpoint.npz")
+    ckpt = load_checkpoint(path)
+    params = dict(ckpt.params, **{"out.W": np.zeros((3, 3))})
+    save_checkpoint(path, params, ckpt.opt_state, NTMConfig.from_dict(ckpt.config), ckpt.meta, ckpt.buffers)
+    before = files_of(out)
+    for argv, words in ((["train", "--resume", out, "--steps", "20"], "has shape"),
+                        (["eval", path], "wrong shape")):
+        code, _, stderr = _cli(argv, capsys)
+        assert code == 2 and words in stderr and "out.W" in stderr and len(stderr.strip().splitlines()) == 1
+    assert files_of(out) == before
 
 
-def test_bad_option_is_one_line(tmp_path, capsys):
-    code, _, stderr = _cli(_tiny_argv(str(tmp_path / "r")) + ["--set", "memory_init=zeros"], capsys)
-    assert code == 2 and "memory_init" in stderr and len(stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize("extra, words", [(["--set", "memory_init=zeros"], "memory_init"),
+                                          (["--set", "foo=1"], "foo"), (["--set", "nonsense"], "FIELD=VALUE")])
+def test_bad_option_is_one_line(tmp_path, capsys, extra, words):
+    code, _, stderr = _cli(_tiny_argv(str(tmp_path / "r")) + extra, capsys)
+    assert code == 2 and words in stderr and len(stderr.strip().splitlines()) == 1
+    assert "Traceback" not in stderr
+
+
+def test_out_is_a_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("x")
+    code, _, stderr = _cli(_tiny_argv(str(path)), capsys)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+
+
+def test_checkpoint_without_training_state_is_one_line(tmp_path, capsys):
+    from ntm_ref.checkpoint import save_checkpoint
+    from ntm_ref.config import NTMConfig
+    from ntm_ref.model import NTM
+    out = tmp_path / "run"
+    out.mkdir()
+    config = NTMConfig(input_size=9, output_size=8, memory_slots=8, memory_width=4, controller_size=12)
+    save_checkpoint(str(out / "checkpoint.npz"), NTM(config).params, {}, config, {"step": 7})
+    for argv in (["eval", str(out / "checkpoint.npz")], ["train", "--resume", str(out)]):
+        code, _, stderr = _cli(argv, capsys)
+        assert code == 2 and "not a training checkpoint" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
@@ -158,7 +269,7 @@ def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "build_model", poisoned_build)
     out = str(tmp_path / "run")
     with pytest.raises(TrainingStopped) as err:
-        train(TrainSettings(**{**TINY, "steps": 20, "checkpoint_every": 5}), out, log=quiet)
+        train(TrainSettings(**{**TINY, "steps": 20, "checkpoint_every": 5, "eval_every": 5}), out, log=quiet)
     message = str(err.value)
     assert "step 7" in message and "not finite" in message
     dump = os.path.join(out, "nonfinite-step7.npz")
@@ -168,4 +279,4 @@ def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
     assert all(np.all(np.isfinite(v)) for v in saved.values())
     # the checkpoint of step 5 is intact
     from ntm_ref.checkpoint import load_checkpoint
-    assert load_checkpoint(os.path.join(out, "checkpoint.npz"))[3]["step"] == 5
+    assert load_checkpoint(os.path.join(out, "checkpoint.npz")).meta["step"] == 5
