@@ -71,7 +71,7 @@ def main(argv=None):
     print(header)
     for B in args.batch_sizes:
         x, y, mask = batch(B)
-        ref = None if args.skip_reference else rate(lambda: model.run(x, y, mask), B)
+        ref = None if args.skip_reference else rate(lambda: model.run(x, y, mask, engine="reference"), B)
         one = rate(lambda: fast.run(model.params, config, model.buffers, x, y, mask, threads=1), B)
         default = rate(lambda: fast.run(model.params, config, model.buffers, x, y, mask), B)
         ratio = f"{max(one, default) / ref:7.1f}" if ref else f"{'-':>7}"

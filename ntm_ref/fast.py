@@ -21,8 +21,8 @@ What makes it fast (measured on the 2-core machines, see benchmarks/throughput.p
   * per-sequence buffers allocated once (memory history (T + 1, B, N, M), weightings, ...), no np.roll,
     cumprod or 4-D einsum in the step; the memory-gradient products of reading and addressing fused in
     one batched matmul;
-  * the batch split in two halves run in two Python threads (NumPy releases the GIL in its loops and
-    BLAS calls), when the batch is large enough to pay for it.
+  * optionally (threads=2), the batch split in two halves run in two Python threads; measured slower
+    than one thread on these machines, so off by default (see N_THREADS).
 
 Public API: ``supports(config)`` and ``run(params, config, buffers, x, y=None, mask=None, state=None)``
 returning an ntm_ref.model.RunResult with ``caches=None``.
@@ -42,10 +42,12 @@ from ntm_ref.heads import WRITE_FIELDS, head_layout
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.model import NTMState, RunResult, initial_state, initial_state_backward
 
-# Split the batch over two Python threads from this many sequences on (below it the thread hand-off
-# costs more than it saves). FAST_NTM_THREADS=1 in the environment turns the split off.
+# The batch can be split over two Python threads (threads=2, or FAST_NTM_THREADS=2 in the environment),
+# from THREAD_MIN_BATCH sequences on. Off by default: measured on a quiet 2-core machine (benchmarks/
+# throughput.py, 2026-11-25) two threads were slower than one (batch 16: 249 vs 442 sequences/s;
+# batch 64: 549 vs 685): the per-step NumPy calls are small and the threads wait on the GIL.
 THREAD_MIN_BATCH = 16
-N_THREADS = max(1, min(2, int(os.environ.get("FAST_NTM_THREADS", "2"))))
+N_THREADS = max(1, min(2, int(os.environ.get("FAST_NTM_THREADS", "1"))))
 
 
 def supports(config) -> bool:
@@ -750,8 +752,8 @@ def run(params, config, buffers, x, y=None, mask=None, state=None, threads=None)
 
     x (B, T, I); y (B, T, O) or None; mask None, (B, T) or (B, T, O); state: an explicit initial NTMState
     (its gradient is returned as dstate0) or None (the model's own initial state, whose learned parts get
-    gradients). threads: 1 or 2 Python threads over halves of the batch (default: 2 from
-    THREAD_MIN_BATCH sequences on). -> RunResult(logits, probs, loss, grads, dx, dstate0, caches=None).
+    gradients). threads: 1 or 2 Python threads over halves of the batch (default: N_THREADS from
+    THREAD_MIN_BATCH sequences on, which is 1 unless FAST_NTM_THREADS=2). -> RunResult(logits, probs, loss, grads, dx, dstate0, caches=None).
     """
     if not supports(config):
         raise ValueError(f"fast.run does not support this config: {config!r}")
