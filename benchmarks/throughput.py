@@ -1,15 +1,18 @@
-"""Throughput of loss_and_grads (sequences/s): the reference NTM.run against the fast engine (ntm_ref.fast).
+"""Throughput of loss_and_grads (sequences/s): the reference NTM.run against the fast engine (ntm_ref.fast)
+and the fast engine over processes (ntm_ref.parallel).
 
 The paper's copy configuration: NTMConfig(input_size=9, output_size=8, controller_size=100), feedforward
 controller 100, memory 128 x 20, one read and one write head; a copy sequence of length L takes 2 L + 1
-steps (L = 20 -> 41). Each cell is the median of --repeats timed calls after one warm-up call.
+steps (L = 20 -> 41). Each cell is the median of --repeats timed calls after one warm-up call; the columns
+are timed interleaved (one call of each in turn), so background load affects them alike.
 
     python benchmarks/throughput.py                       # batch 1, 16, 64; 1 BLAS thread
     python benchmarks/throughput.py --batch-sizes 64 --repeats 9 --threads 2
 
 --threads sets the BLAS thread count through the environment before NumPy is imported (it has to be set
 before OpenBLAS starts). The fast engine's own two Python threads over the batch are separate: the
-column "fast 1 thr" turns them off, "fast" uses the default.
+column "fast 1 thr" turns them off, "fast" uses the default. The column "parallel" is ntm_ref.parallel.run
+with --workers processes (the main process and workers - 1 forked workers, each one BLAS thread).
 """
 import argparse
 import os
@@ -22,7 +25,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--length", type=int, default=20, help="copy length L (2 L + 1 time steps)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (set before numpy loads)")
-    parser.add_argument("--skip-reference", action="store_true", help="time only the fast engine")
+    parser.add_argument("--skip-reference", action="store_true", help="time only the fast engines")
+    parser.add_argument("--workers", type=int, default=2, help="processes of the parallel column")
     return parser.parse_args(argv)
 
 
@@ -35,7 +39,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from ntm_ref import fast
+    from ntm_ref import fast, parallel
     from ntm_ref.config import NTMConfig
     from ntm_ref.model import NTM
 
@@ -57,27 +61,38 @@ def main(argv=None):
         mask[:, L + 1:] = 1.0
         return x, y, mask
 
-    def rate(fn, B):
-        fn()                                               # warm-up
-        times = []
+    def rates(fns, B):
+        """Sequences/s of each fn: one warm-up call each, then --repeats rounds timing one call of every
+        fn in turn (interleaved, so a change of background load hits every column alike); medians."""
+        for fn in fns.values():
+            fn()                                           # warm-up (and the parallel workers' start)
+        times = {name: [] for name in fns}
         for _ in range(args.repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return B / float(np.median(times))
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        return {name: B / float(np.median(t)) for name, t in times.items()}
 
-    print(f"copy configuration, {T} steps, BLAS threads {args.threads}, median of {args.repeats}")
-    header = f"{'batch':>6} {'reference seq/s':>16} {'fast 1 thr seq/s':>17} {'fast seq/s':>11} {'ratio':>7}"
+    print(f"copy configuration, {T} steps, BLAS threads {args.threads}, median of {args.repeats} "
+          f"(columns interleaved), parallel workers {args.workers}, load average {os.getloadavg()[0]:.2f}")
+    header = (f"{'batch':>6} {'reference seq/s':>16} {'fast 1 thr seq/s':>17} {'fast seq/s':>11} {'ratio':>7}"
+              f" {'parallel seq/s':>15} {'par/fast1':>10}")
     print(header)
     for B in args.batch_sizes:
         x, y, mask = batch(B)
-        ref = None if args.skip_reference else rate(lambda: model.run(x, y, mask, engine="reference"), B)
-        one = rate(lambda: fast.run(model.params, config, model.buffers, x, y, mask, threads=1), B)
-        default = rate(lambda: fast.run(model.params, config, model.buffers, x, y, mask), B)
+        fns = {"one": lambda: fast.run(model.params, config, model.buffers, x, y, mask, threads=1),
+               "default": lambda: fast.run(model.params, config, model.buffers, x, y, mask),
+               "parallel": lambda: parallel.run(model.params, config, model.buffers, x, y, mask,
+                                                workers=args.workers)}
+        if not args.skip_reference:
+            fns["reference"] = lambda: model.run(x, y, mask, engine="reference")
+        r = rates(fns, B)
+        ref, one, default, par = r.get("reference"), r["one"], r["default"], r["parallel"]
         ratio = f"{max(one, default) / ref:7.1f}" if ref else f"{'-':>7}"
         ref_text = f"{ref:16.1f}" if ref else f"{'-':>16}"
-        print(f"{B:>6} {ref_text} {one:17.1f} {default:11.1f} {ratio}", flush=True)
-
+        print(f"{B:>6} {ref_text} {one:17.1f} {default:11.1f} {ratio} {par:15.1f} {par / one:10.2f}", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ Modules:
     ntm_ref.addressing   cosine_similarity, content, interpolate, shift, sharpen, address (eqs 5-9)
     ntm_ref.memory       read, write (eqs 2-4)
 """
-from ntm_ref import activations, addressing, memory  # noqa: F401
+# The submodules are imported by name (from ntm_ref import addressing); importing the package itself loads
+# no NumPy, so the ntm-ref command can limit BLAS threads before NumPy starts (see ntm_ref/cli.py).
 
 __version__ = "0.1.0"
