@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.26", "scipy>=1.11"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],   # matplotlib: the plot tests
         "plot": ["matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["ntm-ref=ntm_ref.cli:main"]},

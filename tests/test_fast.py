@@ -6,6 +6,7 @@ import pytest
 
 from gradcheck import assert_loss_gradients
 from ntm_ref import fast
+from model_helpers import TINY, generic_model, make_batch
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.model import NTM, NTMState
@@ -13,7 +14,6 @@ from ntm_ref.model import NTM, NTMState
 RTOL = 1e-10          # the agreement bar; the achieved error is ~1e-13 (printed by test_report_max_error)
 WHOLE_MODEL_RTOL = 1e-6
 
-TINY = dict(input_size=3, output_size=2, memory_slots=6, memory_width=3, controller_size=5)
 
 # Together these use every value of every NTMConfig field at least once.
 CONFIGS = {
@@ -41,25 +41,8 @@ CONFIGS = {
 }
 
 
-def make_batch(config, B=2, T=6, seed=1):
-    """Inputs, binary targets and a (B, T) mask with a different length per sequence."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(B, T, config.input_size))
-    y = (rng.random((B, T, config.output_size)) > 0.5).astype(np.float64)
-    mask = np.ones((B, T))
-    for b in range(1, B):
-        mask[b, max(1, T - b):] = 0.0
-    return x, y, mask
 
 
-def generic_model(config, seed):
-    """A model at a generic point: biases and LSTM initial states random, not zero (no unit on a kink)."""
-    model = NTM(config, seed=seed)
-    rng = np.random.default_rng(seed + 100)
-    for key, value in model.params.items():
-        if key.endswith((".b", ".h0", ".c0")):
-            value[:] = rng.normal(0.0, 0.5, size=value.shape)
-    return model
 
 
 def relative_error(a, b):

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_loss_gradients, check_loss
+from model_helpers import TINY, generic_model, make_batch
 from ntm_ref.config import NTMConfig
 from ntm_ref.model import NTM, NTMState, step_forward
 from ntm_ref.controller import ControllerState
 
 WHOLE_MODEL_RTOL = 1e-6   # the issue's bar for whole-model checks
 
-TINY = dict(input_size=3, output_size=2, memory_slots=6, memory_width=3, controller_size=5)
 
 # Each configuration covers something the others do not; together: both controllers, 1 and 2 read and
 # write heads, every activation choice, every memory initialisation, with and without clipping (a small
@@ -35,26 +35,8 @@ CONFIGS = {
 }
 
 
-def make_batch(config, B=2, T=6, seed=1):
-    """Inputs, binary targets and a (B, T) mask with a different length per sequence."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(B, T, config.input_size))
-    y = (rng.random((B, T, config.output_size)) > 0.5).astype(np.float64)
-    mask = np.ones((B, T))
-    for b in range(1, B):
-        mask[b, T - b:] = 0.0          # sequence b is b steps shorter
-    return x, y, mask
 
 
-def generic_model(config, seed):
-    """A model at a generic point: biases and initial LSTM states drawn at random rather than the zeros
-    they start at, so that no unit sits exactly on a kink (relu at 0) and no symmetry hides an error."""
-    model = NTM(config, seed=seed, engine="reference")
-    rng = np.random.default_rng(seed + 100)
-    for key, value in model.params.items():
-        if key.endswith((".b", ".h0", ".c0")):
-            value[:] = rng.normal(0.0, 0.5, size=value.shape)
-    return model
 
 
 def loss_of_params(model, x, y, mask):

@@ -10,7 +10,8 @@ from ntm_ref import fast, parallel
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.model import NTM, NTMState
-from test_fast import assert_agrees, compared_arrays, generic_model, make_batch   # helpers, not tests
+from model_helpers import generic_model, make_batch
+from test_fast import assert_agrees, compared_arrays   # helpers, not tests
 
 TINY = dict(input_size=3, output_size=2, memory_slots=6, memory_width=3, controller_size=5)
 

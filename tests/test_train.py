@@ -280,3 +280,16 @@ def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
     # the checkpoint of step 5 is intact
     from ntm_ref.checkpoint import load_checkpoint
     assert load_checkpoint(os.path.join(out, "checkpoint.npz")).meta["step"] == 5
+
+
+def test_plot_writes_every_figure(tmp_path, capsys):
+    pytest.importorskip("matplotlib")   # installed by the test extra, so CI runs this
+    out = str(tmp_path / "run")
+    assert _cli(_tiny_argv(out), capsys)[0] == 0
+    code, stdout, stderr = _cli(["plot", out, "--out", str(tmp_path / "figs")], capsys)
+    assert code == 0, stderr
+    names = sorted(os.path.basename(p) for p in stdout.split())
+    assert names == ["copy_generalisation.png", "learning_curve.png", "memory.png", "sequence.png"]
+    for name in names:
+        with open(tmp_path / "figs" / name, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"

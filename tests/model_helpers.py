@@ -1,0 +1,29 @@
+"""Shared by the whole-model tests (test_model, test_fast, test_parallel): a tiny configuration, a batch
+with sequences of different lengths, and a model at a generic point."""
+import numpy as np
+
+from ntm_ref.model import NTM
+
+TINY = dict(input_size=3, output_size=2, memory_slots=6, memory_width=3, controller_size=5)
+
+
+def make_batch(config, B=2, T=6, seed=1):
+    """Inputs, binary targets and a (B, T) mask with a different length per sequence (each keeps >= 1 step)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(B, T, config.input_size))
+    y = (rng.random((B, T, config.output_size)) > 0.5).astype(np.float64)
+    mask = np.ones((B, T))
+    for b in range(1, B):
+        mask[b, max(1, T - b):] = 0.0          # sequence b is b steps shorter
+    return x, y, mask
+
+
+def generic_model(config, seed, engine="reference"):
+    """A model at a generic point: biases and initial LSTM states drawn at random rather than the zeros
+    they start at, so that no unit sits exactly on a kink (relu at 0) and no symmetry hides an error."""
+    model = NTM(config, seed=seed, engine=engine)
+    rng = np.random.default_rng(seed + 100)
+    for key, value in model.params.items():
+        if key.endswith((".b", ".h0", ".c0")):
+            value[:] = rng.normal(0.0, 0.5, size=value.shape)
+    return model
