@@ -251,6 +251,7 @@ def test_checkpoint_without_training_state_is_one_line(tmp_path, capsys):
         assert code == 2 and "not a training checkpoint" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")   # the planted NaN
 def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
     real_build = training.build_model
 
