@@ -186,6 +186,9 @@ def main(argv=None):
         parser.error("--slots must be at least 4 and --width at least 1")
     try:
         return args.func(args)
+    except BrokenPipeError:          # output piped into e.g. `head`, which stopped reading: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UserError, CheckpointError, ValueError, OSError) as err:
         if os.environ.get("NTM_REF_DEBUG"):
             raise   # NTM_REF_DEBUG=1 shows the traceback
