@@ -9,6 +9,7 @@ Each part goes through the activation that the config names (key_activation, bet
     k in any range, beta > 0, g in (0, 1), s on the simplex, gamma >= 1, e in (0, 1), a in any range
 with the defaults (paper section 3.3 gives the ranges; the maps are Collier's, see ntm_ref.config).
 """
+from functools import lru_cache
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -36,8 +37,10 @@ class HeadsCache(NamedTuple):
     act_caches: tuple  # one activation cache per field
 
 
+@lru_cache(maxsize=64)
 def head_layout(config, kind):
-    """[(field, start, stop, activation), ...] of one head's raw vector, for kind "read" or "write"."""
+    """[(field, start, stop, activation), ...] of one head's raw vector, for kind "read" or "write".
+    Cached: the config is frozen (hashable), and the model asks for the layout at every time step."""
     M, S = config.memory_width, config.shift_width
     widths = {"key": M, "beta": 1, "g": 1, "s": S, "gamma": 1, "erase": M, "add": M}
     acts = {"key": config.key_activation, "beta": config.beta_activation, "g": config.gate_activation,

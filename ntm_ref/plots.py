@@ -43,10 +43,6 @@ def plot_learning_curve(metrics_csv, path):
     return path
 
 
-def _valid_steps(mask_row):
-    return int(np.nonzero(mask_row.any(axis=-1) if mask_row.ndim > 1 else mask_row)[0].max()) + 1
-
-
 def plot_sequence(model, x, y, mask, path, title=""):
     """Input, target and output of one sequence (x (T, I), y (T, O), mask (T,)) as images over time."""
     plt = _pyplot()

@@ -18,12 +18,16 @@ def make_batch(config, B=2, T=6, seed=1):
     return x, y, mask
 
 
-def generic_model(config, seed, engine="reference"):
-    """A model at a generic point: biases and initial LSTM states drawn at random rather than the zeros
-    they start at, so that no unit sits exactly on a kink (relu at 0) and no symmetry hides an error."""
-    model = NTM(config, seed=seed, engine=engine)
+def randomise_biases(model, seed):
+    """Move a model to a generic point: biases and initial LSTM states drawn at random rather than the
+    zeros they start at, so that no unit sits exactly on a kink (relu at 0) and no symmetry hides an error."""
     rng = np.random.default_rng(seed + 100)
     for key, value in model.params.items():
         if key.endswith((".b", ".h0", ".c0")):
             value[:] = rng.normal(0.0, 0.5, size=value.shape)
     return model
+
+
+def generic_model(config, seed, engine="reference"):
+    """An NTM at a generic point (see randomise_biases)."""
+    return randomise_biases(NTM(config, seed=seed, engine=engine), seed)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_loss_gradients
+from model_helpers import randomise_biases
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.lstm_baseline import LSTMBaseline
@@ -11,12 +12,8 @@ RTOL = 1e-6
 
 
 def generic_baseline(config, seed, skip):
-    model = LSTMBaseline(config, seed=seed, skip_connections=skip)
-    rng = np.random.default_rng(seed + 100)
-    for key, value in model.params.items():
-        if key.endswith((".b", ".h0", ".c0")):
-            value[:] = rng.normal(0.0, 0.5, size=value.shape)
-    return model
+    """An LSTM baseline at a generic point (see model_helpers.randomise_biases)."""
+    return randomise_biases(LSTMBaseline(config, seed=seed, skip_connections=skip), seed)
 
 
 def batch(config, B=2, T=5, seed=1):
