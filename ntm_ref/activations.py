@@ -145,7 +145,7 @@ def clip01_backward(dy, cache):
 # "identity" is pytorch-ntm's choice for the key and add vectors (no squashing).
 def identity_forward(x):
     """y = x (no activation).  x: any shape -> y: the same array values, a copy."""
-    y = np.array(x, dtype=np.float64, copy=True)
+    y = np.array(x, copy=True)
     return y, ActivationCache(x, y)
 
 

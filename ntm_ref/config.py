@@ -21,7 +21,7 @@ from typing import Optional, Tuple, Union
 #   relu / one_plus_relu / hard_sigmoid: ntm-lasagne's beta, gamma, gate and erase.
 HEAD_ACTIVATION_CHOICES = {
     "key_activation": ("tanh", "identity", "clip01"),
-    "beta_activation": ("softplus", "relu"),
+    "beta_activation": ("softplus", "relu", "oneplus"),
     "gate_activation": ("sigmoid", "hard_sigmoid"),
     "shift_activation": ("softmax",),
     "gamma_activation": ("oneplus", "one_plus_relu"),
@@ -32,6 +32,10 @@ CONTROLLERS = ("feedforward", "lstm")
 CONTROLLER_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 MEMORY_INITS = ("constant", "learned", "random")
 STEP_ORDERS = ("read_first", "write_first")
+# Conventions on which public implementations differ (docs/conventions.md says which one each uses).
+SHIFT_CONVENTIONS = ("convolution", "correlation")
+COSINE_EPSILON_MODES = ("smooth_norm", "denominator", "clamp_norms")
+SHARPEN_EPSILON_MODES = ("base", "denominator")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,18 @@ class NTMConfig:
     learn_initial_weights: bool = True   # Collier: w0 = softmax(learned); else w0 = one-hot on slot 0
     clip_value: Optional[float] = 20.0   # Collier clips head parameters and output logits to +-20; None = off
     step_order: str = "read_first"       # Collier and pytorch-ntm read the memory before this step's write
+    # eq 8 as written (a circular convolution: the kernel's +1 entry moves mass from slot i to i + 1), or
+    # "correlation", the kernel applied reversed, which is what PyTorch's conv1d computes (pytorch-ntm)
+    shift_convention: str = "convolution"
+    # eq 6 has no epsilon. "smooth_norm": every norm |u| -> sqrt(|u|^2 + eps) (DeepMind's DNC);
+    # "denominator": u.v / (|u| |v| + eps) (Collier); "clamp_norms": u.v / (max(|u|, eps) max(|v|, eps))
+    # (torch.nn.functional.cosine_similarity, pytorch-ntm). See ntm_ref.addressing.COSINE_EPS.
+    cosine_epsilon_mode: str = "smooth_norm"
+    cosine_epsilon: float = 1e-6
+    # eq 9 has no epsilon. "base": (w~ + eps)^gamma / sum (w~ + eps)^gamma, computed in log space;
+    # "denominator": w~^gamma / (sum w~^gamma + eps) (pytorch-ntm). See ntm_ref.addressing.SHARPEN_EPS.
+    sharpen_epsilon_mode: str = "base"
+    sharpen_epsilon: float = 1e-30
 
     def __post_init__(self):
         for name in ("input_size", "output_size", "memory_slots", "memory_width", "read_heads", "write_heads"):
@@ -87,6 +103,19 @@ class NTMConfig:
             _check_choice(name, getattr(self, name), choices)
         _check_choice("memory_init", self.memory_init, MEMORY_INITS)
         _check_choice("step_order", self.step_order, STEP_ORDERS)
+        _check_choice("shift_convention", self.shift_convention, SHIFT_CONVENTIONS)
+        _check_choice("cosine_epsilon_mode", self.cosine_epsilon_mode, COSINE_EPSILON_MODES)
+        _check_choice("sharpen_epsilon_mode", self.sharpen_epsilon_mode, SHARPEN_EPSILON_MODES)
+        # "denominator" may run without an epsilon (the paper's bare formula); the other modes divide by
+        # the epsilon itself at a zero vector (clamp_norms, smooth_norm) or take log(eps) (base).
+        for name, mode in (("cosine_epsilon", self.cosine_epsilon_mode), ("sharpen_epsilon", self.sharpen_epsilon_mode)):
+            value = getattr(self, name)
+            if mode == "denominator":
+                if not (_is_real(value) and value >= 0):
+                    raise ValueError(f"{name}: got {value!r}; must be a finite number >= 0")
+            elif not (_is_real(value) and value > 0):
+                raise ValueError(f"{name}: got {value!r}; must be a finite number > 0 with "
+                                 f"{name}_mode={mode!r} (only 'denominator' allows 0)")
         for name in ("learn_initial_reads", "learn_initial_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: got {getattr(self, name)!r}; must be True or False")

@@ -35,7 +35,6 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 from scipy.special import expit
 
-from ntm_ref.addressing import COSINE_EPS, SHARPEN_EPS
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.heads import WRITE_FIELDS, head_layout
@@ -51,9 +50,12 @@ N_THREADS = max(1, min(2, int(os.environ.get("FAST_NTM_THREADS", "1"))))
 
 
 def supports(config) -> bool:
-    """True for every valid NTMConfig: both controllers with any layers, any numbers of read and write
-    heads, both step orders, every activation, every memory init, clipping on or off."""
-    return isinstance(config, NTMConfig)
+    """True for NTMConfigs with the default epsilon modes (cosine "smooth_norm", sharpening "base", any
+    epsilon values): both controllers with any layers, any numbers of read and write heads, both step
+    orders, both shift conventions, every activation, every memory init, clipping on or off. The other
+    epsilon modes run on the reference engine (NTM.run chooses it)."""
+    return (isinstance(config, NTMConfig) and config.cosine_epsilon_mode == "smooth_norm"
+            and config.sharpen_epsilon_mode == "base")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -186,14 +188,14 @@ class Tape(NamedTuple):
     mem: np.ndarray           # (T + 1, B, M, N) memory M_t, TRANSPOSED (slots last: broadcasts run along N)
     keep: np.ndarray          # (T, B, M, N) prod_h (1 - w_h e_h^T) of step t's write, transposed
     scratch: np.ndarray       # (B, M, N) a memory-sized work buffer
-    mem_norm: np.ndarray      # (T + 1, B, N) sqrt(|M_t(i)|^2 + COSINE_EPS)
+    mem_norm: np.ndarray      # (T + 1, B, N) sqrt(|M_t(i)|^2 + cosine_epsilon)
     w: np.ndarray             # (T + 1, B, H, N) weightings of all heads (read first), w[0] = initial
     key_norm: np.ndarray      # (T, B, H)
     K: np.ndarray             # (T, B, H, N) cosine similarities (eq 6)
     w_content: np.ndarray     # (T, B, H, N) eq 5
     w_gated_pad: np.ndarray   # (T, B, H, N + 2 sr) eq 7, circularly padded by sr = shift_range each side
-    w_shift_eps: np.ndarray   # (T, B, H, N) eq 8 output + SHARPEN_EPS
-    log_w: np.ndarray         # (T, B, H, N) log(w~ + SHARPEN_EPS)
+    w_shift_eps: np.ndarray   # (T, B, H, N) eq 8 output + sharpen_epsilon
+    log_w: np.ndarray         # (T, B, H, N) log(w~ + sharpen_epsilon)
     hr: np.ndarray            # (T, B, C + R M) [h_t, r_t]: the output layer's input
     logits: np.ndarray        # (T, B, O) after clipping
     # work space of the backward pass
@@ -259,10 +261,10 @@ def _allocate(config, B, T):
                 e((B, M, N)))
 
 
-def _memory_norm(memory, out):
-    """sqrt(|M(i)|^2 + COSINE_EPS) for every slot (eq 6's memory norm).  memory (B, M, N) -> out (B, N)."""
+def _memory_norm(memory, out, eps):
+    """sqrt(|M(i)|^2 + eps) for every slot (eq 6's memory norm).  memory (B, M, N) -> out (B, N)."""
     np.einsum("bmn,bmn->bn", memory, memory, out=out)
-    out += COSINE_EPS
+    out += eps
     np.sqrt(out, out=out)
 
 
@@ -352,7 +354,7 @@ def _address_forward(config, layout, tape, t, heads, memory, mem_norm):
     key, beta, g, s, gamma = _head_fields(config, layout, tape.act[t], heads)
     # eq 6: K = k . M(i) / (||k|| ||M(i)||)
     kn = tape.key_norm[t][:, heads]
-    np.sqrt(np.einsum("bhm,bhm->bh", key, key) + COSINE_EPS, out=kn)
+    np.sqrt(np.einsum("bhm,bhm->bh", key, key) + config.cosine_epsilon, out=kn)
     dot = key @ memory                                                 # 'bhm,bmn->bhn'
     K = tape.K[t][:, heads]
     np.divide(dot, kn[:, :, None] * mem_norm[:, None, :], out=K)
@@ -370,8 +372,10 @@ def _address_forward(config, layout, tape, t, heads, memory, mem_norm):
     # eq 8: w~(i) = sum_k s[k] w_g((i - d_k) mod N), d_k = k - sr: window 2 sr - k of the padded w_g
     windows = np.lib.stride_tricks.sliding_window_view(pad, N, axis=2)        # (B, h, S, N), window p
     w_eps = tape.w_shift_eps[t][:, heads]
-    np.matmul(s[:, :, None, ::-1], windows, out=w_eps[:, :, None, :])       # p = 2 sr - k
-    w_eps += SHARPEN_EPS
+    # (a "correlation" applies the kernel reversed: then s itself is the kernel read backwards)
+    s_rev = s if config.shift_convention == "correlation" else s[:, :, ::-1]
+    np.matmul(s_rev[:, :, None, :], windows, out=w_eps[:, :, None, :])       # p = 2 sr - k
+    w_eps += config.sharpen_epsilon
     # eq 9: w = softmax(gamma log(w~ + eps))
     log_w = tape.log_w[t][:, heads]
     np.log(w_eps, out=log_w)
@@ -434,7 +438,7 @@ def _forward(wts, config, layout, x, state0, tape):
         for l, C_l in enumerate(c.controller_sizes):
             tape.U[l][0, :, -C_l:] = state0.controller.h[l]
             tape.cell[l][0] = state0.controller.c[l]
-    _memory_norm(tape.mem[0], tape.mem_norm[0])
+    _memory_norm(tape.mem[0], tape.mem_norm[0], c.cosine_epsilon)
     # hoisted: layer 0's input projection for every step at once
     Z0 = x.transpose(1, 0, 2) @ wts.ctrl_W[0][:I] + wts.ctrl_b[0]            # (T, B, C_0 or 4 C_0)
     all_heads, reads, writes = slice(0, H), slice(0, R), slice(R, H)
@@ -449,11 +453,11 @@ def _forward(wts, config, layout, x, state0, tape):
             _address_forward(c, layout, tape, t, all_heads, m_prev, tape.mem_norm[t])
             r = w_read @ m_prev.transpose(0, 2, 1)                            # eq 2: r = w M
             _write_forward(c, layout, tape, t, m_prev, m_next)
-            _memory_norm(m_next, tape.mem_norm[t + 1])
+            _memory_norm(m_next, tape.mem_norm[t + 1], c.cosine_epsilon)
         else:
             _address_forward(c, layout, tape, t, writes, m_prev, tape.mem_norm[t])
             _write_forward(c, layout, tape, t, m_prev, m_next)
-            _memory_norm(m_next, tape.mem_norm[t + 1])
+            _memory_norm(m_next, tape.mem_norm[t + 1], c.cosine_epsilon)
             _address_forward(c, layout, tape, t, reads, m_next, tape.mem_norm[t + 1])
             r = w_read @ m_next.transpose(0, 2, 1)                            # eq 2: r = w M
         r = r.reshape(B, R * M)
@@ -501,12 +505,17 @@ def _address_backward(config, layout, tape, t, heads, dw, memory, mem_norm, dact
     dws /= tape.w_shift_eps[t][:, heads]
     # eq 8 backward: ds[k] = sum_i dw~(i) w_g((i - d_k) mod N);  dw_g(j) = sum_k s[k] dw~((j + d_k) mod N)
     windows_g = np.lib.stride_tricks.sliding_window_view(tape.w_gated_pad[t][:, heads], N, axis=2)
-    ds_out[:, :, ::-1] = (windows_g @ dws[:, :, :, None])[..., 0]            # window p = 2 sr - k
+    correlation = config.shift_convention == "correlation"
+    ds_window = (windows_g @ dws[:, :, :, None])[..., 0]                       # window p = 2 sr - k
+    if correlation:                                                            # kernel entry k <-> p = k
+        ds_out[:] = ds_window
+    else:
+        ds_out[:, :, ::-1] = ds_window
     if sr:
         dws_pad[:, :, :sr] = dws[:, :, N - sr:]
         dws_pad[:, :, sr + N:] = dws[:, :, :sr]
     windows_d = np.lib.stride_tricks.sliding_window_view(dws_pad, N, axis=2)   # window p = k
-    dwg = (s[:, :, None, :] @ windows_d)[:, :, 0]
+    dwg = ((s[:, :, ::-1] if correlation else s)[:, :, None, :] @ windows_d)[:, :, 0]
     # eq 7 backward: dg = sum dw_g (w_c - w_prev); dw_c = g dw_g; dw_prev = (1 - g) dw_g
     wc = tape.w_content[t][:, heads]
     gate = g[:, :, None]

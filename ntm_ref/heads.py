@@ -67,7 +67,7 @@ def heads_backward(dparams, cache):
     """dparams: HeadParams of gradients (same shapes as the forward's) -> draw (B, H, P)."""
     first = dparams.key
     P = cache.layout[-1][2]
-    draw = np.zeros(first.shape[:2] + (P,))
+    draw = np.zeros(first.shape[:2] + (P,), dtype=first.dtype)
     for (field, start, stop, act), act_cache in zip(cache.layout, cache.act_caches):
         d = getattr(dparams, field)
         if field in SCALAR_FIELDS:

@@ -11,15 +11,15 @@ Computing it from the logits never takes log(0), however saturated the output (n
 import numpy as np
 from scipy.special import expit
 
-LN2 = np.log(2.0)
+LN2 = float(np.log(2.0))   # a Python float: keeps float32 arrays float32 (NumPy 2 promotion rules)
 
 
-def normalise_mask(mask, shape):
-    """mask None, (B, T) or (B, T, O) of 0/1 -> float64 (B, T, O). Raises ValueError on a wrong shape."""
+def normalise_mask(mask, shape, dtype=np.float64):
+    """mask None, (B, T) or (B, T, O) of 0/1 -> (B, T, O) of ``dtype``. Raises ValueError on a wrong shape."""
     B, T, O = shape
     if mask is None:
-        return np.ones(shape)
-    mask = np.asarray(mask, dtype=np.float64)
+        return np.ones(shape, dtype=dtype)
+    mask = np.asarray(mask, dtype=dtype)
     if mask.shape == (B, T):
         return np.broadcast_to(mask[:, :, None], shape)
     if mask.shape == (B, T, O):

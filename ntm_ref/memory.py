@@ -63,7 +63,7 @@ def _products_of_others(factors):
     when a factor is exactly zero (a slot fully erased: w_h(i) = 1 and e_h(j) = 1).
     """
     if factors.shape[1] == 1:
-        return np.ones((factors.shape[0], 1, 1, 1))   # one head: the empty product, broadcast
+        return np.ones((factors.shape[0], 1, 1, 1), dtype=factors.dtype)   # one head: the empty product, broadcast
     ones = np.ones_like(factors[:, :1])
     before = np.concatenate([ones, np.cumprod(factors, axis=1)[:, :-1]], axis=1)           # prod_{h' < h}
     after = np.concatenate([np.cumprod(factors[:, ::-1], axis=1)[:, ::-1][:, 1:], ones], axis=1)  # h' > h

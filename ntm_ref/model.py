@@ -24,7 +24,7 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 
 from ntm_ref.activations import softmax_backward, softmax_forward, tanh_forward
-from ntm_ref.addressing import AddressCache, address_backward, address_forward
+from ntm_ref.addressing import AddressCache, Conventions, address_backward, address_forward
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import (ControllerCache, ControllerState, LinearCache, controller_backward,
                                 controller_forward, linear_backward, linear_forward)
@@ -144,17 +144,18 @@ def initial_state(params, config, buffers, batch_size):
     """The state before the first step, broadcast over the batch.  -> NTMState."""
     c, B = config, batch_size
     N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
+    dtype = params["out.W"].dtype          # float64, or float32 for a float32 reference run (ntm_ref.trace)
     if c.memory_init == "constant":
-        memory0 = np.full((N, M), float(c.memory_init_value))
+        memory0 = np.full((N, M), c.memory_init_value, dtype=dtype)
     elif c.memory_init == "learned":
         memory0 = params["memory0"]
     else:
         memory0 = buffers["memory0"]
-    reads0 = tanh_forward(params["read0"])[0] if c.learn_initial_reads else np.zeros((R, M))
+    reads0 = tanh_forward(params["read0"])[0] if c.learn_initial_reads else np.zeros((R, M), dtype)
     if c.learn_initial_weights:
         w_read0, w_write0 = softmax_forward(params["w0.read"])[0], softmax_forward(params["w0.write"])[0]
     else:
-        w_read0, w_write0 = np.zeros((R, N)), np.zeros((Wh, N))
+        w_read0, w_write0 = np.zeros((R, N), dtype), np.zeros((Wh, N), dtype)
         w_read0[:, 0] = w_write0[:, 0] = 1.0
     if c.controller == "lstm":
         h0 = tuple(np.tile(params[f"ctrl.{l}.h0"], (B, 1)) for l in range(len(c.controller_sizes)))
@@ -196,8 +197,8 @@ def _heads_from_controller(h, params, kind, layout, n_heads, clip_value):
     return raw, head_params, lin, clip, heads_cache
 
 
-def _address(memory, w_prev, p: HeadParams):
-    return address_forward(memory, w_prev, p.key, p.beta, p.g, p.s, p.gamma)
+def _address(memory, w_prev, p: HeadParams, config):
+    return address_forward(memory, w_prev, p.key, p.beta, p.g, p.s, p.gamma, Conventions.of(config))
 
 
 def step_forward(params, config, x_t, state):
@@ -215,14 +216,14 @@ def step_forward(params, config, x_t, state):
                                                                c.write_heads, c.clip_value)
     # 3-4. address, read and write
     if c.step_order == "read_first":
-        w_read, r_addr = _address(state.memory, state.w_read, rp)
+        w_read, r_addr = _address(state.memory, state.w_read, rp, c)
         reads, read_cache = read_forward(state.memory, w_read)
-        w_write, w_addr = _address(state.memory, state.w_write, wp)
+        w_write, w_addr = _address(state.memory, state.w_write, wp, c)
         memory, write_cache = write_forward(state.memory, w_write, wp.erase, wp.add)
     else:
-        w_write, w_addr = _address(state.memory, state.w_write, wp)
+        w_write, w_addr = _address(state.memory, state.w_write, wp, c)
         memory, write_cache = write_forward(state.memory, w_write, wp.erase, wp.add)
-        w_read, r_addr = _address(memory, state.w_read, rp)
+        w_read, r_addr = _address(memory, state.w_read, rp, c)
         reads, read_cache = read_forward(memory, w_read)
     # 5. output logits from the controller output and this step's reads
     logits, out_lin = linear_forward(np.concatenate([h, reads.reshape(B, -1)], axis=1),
@@ -290,7 +291,7 @@ def step_backward(dlogits, dnext: NTMState, cache: StepCache, config, grads):
 def forward_pass(params, config, x, state0):
     """Run T steps.  x (B, T, I), state0 NTMState -> (logits (B, T, O), [StepCache] * T)."""
     B, T, _ = x.shape
-    logits = np.empty((B, T, config.output_size))
+    logits = np.empty((B, T, config.output_size), dtype=np.result_type(x, params["out.W"]))
     caches: List[StepCache] = []
     state = state0
     for t in range(T):
@@ -316,7 +317,7 @@ def backward_pass(params, config, dlogits, caches):
     """
     grads = {name: np.zeros_like(value) for name, value in params.items()}
     B, T, _ = dlogits.shape
-    dx = np.empty((B, T, config.input_size))
+    dx = np.empty((B, T, config.input_size), dtype=dlogits.dtype)
     dstate = zero_state_like(caches[-1].state)
     for t in reversed(range(T)):
         dx[:, t], dstate = step_backward(dlogits[:, t], dstate, caches[t], config, grads)
@@ -347,7 +348,8 @@ class NTM:
     (this module, step by step, keeping every step's caches), "fast" (ntm_ref.fast: the same numbers,
     about 1.5-2x sooner, tested against the reference to 1e-10 relative; no caches) or "parallel"
     (ntm_ref.parallel: the fast engine on parts of the batch in worker processes). ``trace`` always uses
-    the reference.
+    the reference, and so does ``run`` for the epsilon modes the fast engine does not have
+    (cosine_epsilon_mode other than "smooth_norm", sharpen_epsilon_mode other than "base").
     """
 
     def __init__(self, config: NTMConfig, seed=0, engine="fast"):
@@ -387,6 +389,10 @@ class NTM:
         """
         x, y = self._check_inputs(x, y)
         engine = self.engine if engine is None else engine
+        if engine in ("fast", "parallel"):
+            from ntm_ref import fast   # imported here: ntm_ref.fast builds on this module
+            if not fast.supports(self.config):
+                engine = "reference"   # the non-default epsilon modes exist only in the reference
         if engine == "fast":
             from ntm_ref import fast   # imported here: ntm_ref.fast builds on this module
             return fast.run(self.params, self.config, self.buffers, x, y, mask, state)

@@ -38,6 +38,17 @@ CONFIGS = {
                                      learn_initial_weights=False, shift_range=2),
     "ff-no-initial-learning-constant-2": dict(learn_initial_reads=False, memory_init_value=0.3,
                                               shift_range=2, memory_slots=5),
+    "ff-correlation-dnc-beta-large-eps": dict(shift_convention="correlation", beta_activation="oneplus",
+                                              cosine_epsilon=1e-2, sharpen_epsilon=1e-3, read_heads=2),
+    "lstm-correlation-shift-2": dict(controller="lstm", shift_convention="correlation", shift_range=2,
+                                     write_heads=2),
+}
+
+# The epsilon modes the fast engine does not have: NTM.run falls back to the reference for them.
+REFERENCE_ONLY = {
+    "cosine-denominator": dict(cosine_epsilon_mode="denominator", cosine_epsilon=1e-8),
+    "cosine-clamp-norms": dict(cosine_epsilon_mode="clamp_norms", cosine_epsilon=1e-8),
+    "sharpen-denominator": dict(sharpen_epsilon_mode="denominator", sharpen_epsilon=1e-16),
 }
 
 
@@ -97,21 +108,36 @@ def test_supports_every_config():
     for extra in CONFIGS.values():
         assert fast.supports(NTMConfig(**{**TINY, **extra}))
     assert not fast.supports(dict(TINY))
+    for extra in REFERENCE_ONLY.values():
+        assert not fast.supports(NTMConfig(**{**TINY, **extra}))
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_ONLY))
+def test_unsupported_modes_fall_back_to_the_reference(name):
+    config = NTMConfig(**{**TINY, **REFERENCE_ONLY[name]})
+    model = generic_model(config, seed=1)
+    x, y, mask = make_batch(config)
+    ref = model.run(x, y, mask, engine="reference")
+    for engine in ("fast", "parallel"):
+        got = model.run(x, y, mask, engine=engine)
+        assert got.caches is not None                      # only the reference keeps the step caches
+        assert got.loss == ref.loss
 
 
 def test_configs_use_every_field_value():
     """The CONFIGS above really do use every value of every choice field of NTMConfig."""
     from ntm_ref.config import CONTROLLER_ACTIVATIONS, CONTROLLERS, HEAD_ACTIVATION_CHOICES, MEMORY_INITS, \
-        STEP_ORDERS
+        SHIFT_CONVENTIONS, STEP_ORDERS
     configs = [NTMConfig(**{**TINY, **extra}) for extra in CONFIGS.values()]
     choices = dict(HEAD_ACTIVATION_CHOICES, controller=CONTROLLERS, controller_activation=CONTROLLER_ACTIVATIONS,
                    memory_init=MEMORY_INITS, step_order=STEP_ORDERS, learn_initial_reads=(True, False),
                    learn_initial_weights=(True, False), read_heads=(1, 2, 3), write_heads=(1, 2, 3),
-                   shift_range=(0, 1, 2))
+                   shift_range=(0, 1, 2), shift_convention=SHIFT_CONVENTIONS)
     for field, values in choices.items():
         assert {getattr(c, field) for c in configs} >= set(values), field
     assert {c.clip_value for c in configs} >= {None, 20.0, 0.6}
     assert {len(c.controller_sizes) for c in configs} >= {1, 2, 3}
+    assert len({(c.cosine_epsilon, c.sharpen_epsilon) for c in configs}) >= 2
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

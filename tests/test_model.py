@@ -32,6 +32,16 @@ CONFIGS = {
     "ff-clip-engaged": dict(clip_value=0.6, read_heads=2),
     "lstm-fixed-initial-state": dict(controller="lstm", learn_initial_reads=False,
                                      learn_initial_weights=False, shift_range=2),
+    # the convention switches (docs/conventions.md), each epsilon mode on both controllers
+    "ff-pytorch-ntm-conventions": dict(shift_convention="correlation", cosine_epsilon_mode="clamp_norms",
+                                       cosine_epsilon=1e-8, sharpen_epsilon_mode="denominator",
+                                       sharpen_epsilon=1e-16, key_activation="identity",
+                                       add_activation="identity", memory_init="random", read_heads=2),
+    "lstm-collier-dnc-conventions": dict(controller="lstm", cosine_epsilon_mode="denominator",
+                                         cosine_epsilon=1e-8, beta_activation="oneplus", write_heads=2),
+    "lstm-clamp-sharpen-denominator": dict(controller="lstm", cosine_epsilon_mode="clamp_norms",
+                                           cosine_epsilon=1e-3, sharpen_epsilon_mode="denominator",
+                                           sharpen_epsilon=1e-6, shift_convention="correlation"),
 }
 
 
