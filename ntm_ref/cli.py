@@ -5,8 +5,12 @@
     ntm-ref train --resume DIR          continue a run exactly where its last checkpoint left it
     ntm-ref eval DIR/checkpoint.npz     cost and bit errors on the validation set and the generalisation sets
     ntm-ref plot DIR                    PNG figures (needs matplotlib: pip install ".[plot]")
+    ntm-ref trace --preset tiny-ff      every value the reference computes, as one .npz (docs/trace-format.md)
+    ntm-ref compare REF.npz OTHER.npz   where two traces part, array by array and step by step (docs/validate.md)
+    ntm-ref gradcheck --preset tiny-ff  the whole-model finite-difference check on a chosen configuration
 
-Errors a user can cause (a bad option, a bad checkpoint) print one line and exit with status 2.
+Errors a user can cause (a bad option, a bad checkpoint or trace) print one line and exit with status 2;
+``compare`` exits 1 when the traces differ and ``gradcheck`` when a gradient is wrong.
 """
 import argparse
 import json
@@ -119,6 +123,140 @@ def plot_command(args):
     return 0
 
 
+def _overrides(items):
+    overrides = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set: got {item!r}; expected FIELD=VALUE (an NTMConfig field)")
+        key, value = item.split("=", 1)
+        overrides[key] = _parse_value(value)
+    return overrides
+
+
+def _load_npz(path, what):
+    """A user's .npz (parameters or inputs) as a dict; UserError naming the file when it cannot be read."""
+    import zipfile
+    if not os.path.isfile(path):
+        raise UserError(f"{what} {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+        raise UserError(f"{what} {path}: not a readable .npz of plain arrays ({err})") from None
+
+
+def _chosen_config(args):
+    """The NTMConfig of --preset or --config, with --set overrides."""
+    from ntm_ref.config import NTMConfig
+    from ntm_ref.trace import preset_config
+    overrides = _overrides(args.set)
+    if args.config:
+        if not os.path.isfile(args.config):
+            raise UserError(f"--config {args.config}: no such file")
+        try:
+            with open(args.config, encoding="utf-8") as f:
+                fields = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise UserError(f"--config {args.config}: not JSON ({err})") from None
+        if not isinstance(fields, dict):
+            raise UserError(f"--config {args.config}: must hold a JSON object of NTMConfig fields")
+        return NTMConfig.from_dict({**fields, **overrides})
+    return preset_config(args.preset, overrides)
+
+
+def _chosen_inputs(args, config):
+    """x, y, mask from --inputs, the preset's inputs, or random ones of --batch x --steps."""
+    from ntm_ref.trace import preset_inputs
+    if args.inputs:
+        data = _load_npz(args.inputs, "--inputs")
+        if "x" not in data:
+            raise UserError(f"--inputs {args.inputs}: needs an array 'x' (B, T, input_size); has "
+                            f"{', '.join(sorted(data)) or 'nothing'}")
+        return data["x"], data.get("y"), data.get("mask")
+    if args.config or args.batch or args.steps:
+        rng = np.random.default_rng(args.seed + 200)
+        B, T = args.batch or 2, args.steps or 5
+        x = rng.normal(size=(B, T, config.input_size))
+        return x, (rng.random((B, T, config.output_size)) > 0.5).astype(np.float64), None
+    return preset_inputs(args.preset, config, args.seed)
+
+
+def _chosen_params(args, config):
+    """Parameters and buffers from --params (names as docs/trace-format.md, with or without the 'param/'
+    prefix; a trace works too), else the preset's (random_params / init_params of --seed)."""
+    from ntm_ref.model import init_buffers, init_params
+    from ntm_ref.trace import PRESETS, random_params
+    if args.params:
+        data = _load_npz(args.params, "--params")
+        params = {k[len("param/"):] if k.startswith("param/") else k: v for k, v in data.items()
+                  if not k.startswith(("buffer/", "grad/", "fwd/", "init/", "input/")) and "/" not in
+                  (k[len("param/"):] if k.startswith("param/") else k)
+                  and k not in ("format", "schema_version", "config", "dtype", "producer", "loss")}
+        buffers = {k[len("buffer/"):]: v for k, v in data.items() if k.startswith("buffer/")}
+        return params, buffers or None
+    if args.config is None and PRESETS[args.preset].get("task"):
+        return init_params(config, args.seed), init_buffers(config, args.seed)
+    return random_params(config, args.seed), init_buffers(config, args.seed)
+
+
+def trace_command(args):
+    from ntm_ref.trace import make_trace, save_trace
+    config = _chosen_config(args)
+    params, buffers = _chosen_params(args, config)
+    x, y, mask = _chosen_inputs(args, config)
+    trace = make_trace(config, params, x, y, mask, buffers, dtype=args.dtype)
+    try:
+        save_trace(args.out, trace, overwrite=args.force)
+    except FileExistsError as err:
+        raise UserError(str(err)) from None
+    B, T, _ = trace["input/x"].shape
+    loss = f", loss {float(trace['loss']):.10g} bits/sequence" if "loss" in trace else " (no targets: no loss, no gradients)"
+    print(f"wrote {args.out}: {len(trace)} arrays, {args.dtype}, B={B} T={T}{loss}")
+    return 0
+
+
+def compare_command(args):
+    from ntm_ref.compare import compare_traces, format_table, to_json
+    from ntm_ref.trace import TraceError, load_trace
+    try:
+        ref, other = load_trace(args.reference), load_trace(args.other)
+        cmp = compare_traces(ref, other, rtol=args.rtol, atol=args.atol, skip=args.skip or (),
+                             ref_name=args.reference, other_name=args.other)
+    except TraceError as err:
+        raise UserError(str(err)) from None
+    print(to_json(cmp) if args.json else format_table(cmp, only_failures=args.failures_only))
+    return 0 if cmp.agrees else 1
+
+
+def gradcheck_command(args):
+    from gradcheck import check_loss
+    from ntm_ref.model import NTM
+    config = _chosen_config(args)
+    params, buffers = _chosen_params(args, config)
+    x, y, mask = _chosen_inputs(args, config)
+    if y is None:
+        raise UserError(f"--inputs {args.inputs}: needs targets 'y' (B, T, output_size) for a loss")
+    from ntm_ref.trace import check_params
+    check_params(config, params, buffers)
+    model = NTM(config, engine="reference")
+    model.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    model.buffers = {k: np.array(v, dtype=np.float64) for k, v in (buffers or model.buffers).items()}
+    result = model.run(x, y, mask)
+
+    def loss_fn(p):
+        saved, model.params = model.params, p
+        try:
+            return model.run(x, y, mask).loss
+        finally:
+            model.params = saved
+    print(f"ntm-ref gradcheck: {config.controller} controller, R={config.read_heads} W={config.write_heads}, "
+          f"N={config.memory_slots} M={config.memory_width}, B={x.shape[0]} T={x.shape[1]}, "
+          f"{sum(v.size for v in model.params.values()):,} parameters, mode {args.mode}, rtol {args.rtol:g}")
+    report = check_loss(loss_fn, model.params, result.grads, mode=args.mode, rtol=args.rtol, seed=args.seed)
+    print(report)
+    return 0 if report.ok else 1
+
+
 class UserError(Exception):
     """A mistake on the command line or in a file the user named: printed as one line, exit status 2."""
 
@@ -174,11 +312,61 @@ def build_parser():
     p.add_argument("--out", help="where to write the PNGs (default: the run folder)")
     p.add_argument("--seed", type=int, default=0, help="seed of the example sequences (default 0)")
     p.set_defaults(func=plot_command)
+
+    from ntm_ref.trace import DTYPES, PRESETS
+
+    def model_choice(p, default_preset):
+        p.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
+                       help=f"a named configuration with its inputs (default {default_preset}; "
+                            f"docs/trace-format.md lists them)")
+        p.add_argument("--config", metavar="FILE", help="an NTMConfig as JSON (a trace's config, or "
+                                                        "config.json of a run) instead of a preset")
+        p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                       help="change an NTMConfig field, e.g. --set shift_convention=correlation")
+        p.add_argument("--seed", type=int, default=0, help="seed of the parameters and inputs (default 0)")
+        p.add_argument("--params", metavar="FILE", help="parameters from an .npz (yours: names and shapes "
+                                                        "in docs/trace-format.md; or a trace)")
+        p.add_argument("--inputs", metavar="FILE", help="an .npz with x (B, T, I) and optionally y (B, T, O) "
+                                                        "and mask (B, T) or (B, T, O)")
+        p.add_argument("--batch", type=int, help="random inputs: sequences B (default 2)")
+        p.add_argument("--steps", type=int, help="random inputs: time steps T (default 5)")
+
+    p = sub.add_parser("trace", help="write every value the reference computes on one input (.npz)",
+                       description="Run the reference NTM on a preset or your own config, parameters and "
+                                   "inputs, and write the trace (schema: docs/trace-format.md).")
+    model_choice(p, "tiny-ff")
+    p.add_argument("--dtype", choices=DTYPES, default="float64", help="precision of the whole run (default float64)")
+    p.add_argument("--out", default="trace.npz", help="output file (default trace.npz)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=trace_command)
+
+    p = sub.add_parser("compare", help="compare two traces; exit 0 agree, 1 differ, 2 unusable input",
+                       description="Compare OTHER against REFERENCE array by array and step by step; the "
+                                   "first divergence names the operation to look at (docs/validate.md).")
+    p.add_argument("reference", help="the reference trace (ntm-ref trace)")
+    p.add_argument("other", help="the trace to check")
+    p.add_argument("--rtol", type=float, help="relative tolerance (default by dtype: float64 1e-10, float32 1e-3)")
+    p.add_argument("--atol", type=float, help="absolute tolerance (default by dtype: float64 1e-12, float32 1e-6)")
+    p.add_argument("--skip", action="append", metavar="PATTERN",
+                   help="arrays not to compare, glob patterns (e.g. 'fwd/*.raw'); repeatable")
+    p.add_argument("--failures-only", action="store_true", help="list only the arrays that differ")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=compare_command)
+
+    p = sub.add_parser("gradcheck", help="finite-difference check of every gradient on a chosen configuration",
+                       description="Check the reference's hand-written gradients (every parameter) against "
+                                   "finite differences of the loss, on a preset or your own configuration.")
+    model_choice(p, "tiny-ff")
+    p.add_argument("--mode", choices=["full", "probe"], default="full",
+                   help="full: every entry; probe: 3 random directions per parameter block (default full)")
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default 1e-6)")
+    p.set_defaults(func=gradcheck_command)
     return parser
 
 
 def main(argv=None):
     from ntm_ref.checkpoint import CheckpointError
+    from ntm_ref.trace import TraceError
     from ntm_ref.train import TrainingStopped
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -189,7 +377,7 @@ def main(argv=None):
     except BrokenPipeError:          # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UserError, CheckpointError, ValueError, OSError) as err:
+    except (UserError, CheckpointError, TraceError, ValueError, OSError) as err:
         if os.environ.get("NTM_REF_DEBUG"):
             raise   # NTM_REF_DEBUG=1 shows the traceback
         print(f"ntm-ref {args.command}: error: {err}", file=sys.stderr)

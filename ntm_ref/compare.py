@@ -1,0 +1,203 @@
+"""Compare two traces array by array and step by step (``ntm-ref compare REFERENCE OTHER``).
+
+An entry agrees when |other - ref| <= atol + rtol * |ref| (numpy.isclose's rule; NaN never agrees with a
+number). For every array the report gives the largest absolute and relative error and the first time step
+and index where the tolerance is broken; rows come in the order the reference computes them (parameters,
+inputs, initial state, then one step's values in the step's own order, then the loss and the gradients),
+and the first divergence is the earliest (step, operation) that breaks it: the operation to look at first.
+
+Default tolerances by dtype (the lower precision of the two traces decides):
+    float64   rtol 1e-10, atol 1e-12   the agreement an independent float64 implementation reaches (the
+                                       PyTorch mirror in tests/ agrees to ~1e-14; docs/validate.md)
+    float32   rtol 1e-3,  atol 1e-6    measured: the reference in float32 against itself in float64 (the
+                                       golden presets, the copy configuration at T = 41 with both
+                                       controllers, pytorch-ntm's conventions; 3 seeds each): the worst
+                                       normwise error was 5.3e-5 (rtol: 20x that) and the largest atol
+                                       needed at rtol 1e-3 was 1.7e-7 (atol: 6x that).
+                                       `python scripts/float32_drift.py`; docs/trace-format.md
+"""
+import fnmatch
+import json
+from typing import List, NamedTuple, Optional
+
+import numpy as np
+
+from ntm_ref.trace import TraceError, forward_order, operation_of, trace_config
+
+TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (1e-3, 1e-6)}
+META = ("format", "schema_version", "config", "dtype", "producer")
+
+
+class ArrayResult(NamedTuple):
+    name: str
+    shape: tuple
+    max_abs: float                # max |other - ref|
+    max_rel: float                # max |other - ref| / (|ref| + atol)
+    bad: int                      # entries outside the tolerance
+    first_step: Optional[int]     # first time step with an entry outside (arrays with a time axis)
+    first_index: Optional[tuple]  # full index of the first such entry (in step, then C order)
+    operation: str
+
+    @property
+    def agrees(self):
+        return self.bad == 0
+
+
+class Comparison(NamedTuple):
+    rows: List[ArrayResult]
+    rtol: float
+    atol: float
+    dtype: str
+    notes: List[str]
+
+    @property
+    def agrees(self):
+        return all(r.agrees for r in self.rows)
+
+    @property
+    def first_divergence(self) -> Optional[ArrayResult]:
+        """The earliest row that breaks the tolerance: rows are in computation order within a step, and
+        a time-stepped array that first breaks at step t comes after every array that breaks before t."""
+        bad = [(i, r) for i, r in enumerate(self.rows) if not r.agrees]
+        if not bad:
+            return None
+
+        def key(item):
+            i, r = item
+            stage = 0 if r.name.split("/")[0] in ("param", "buffer", "input", "init") else \
+                1 if r.name.startswith("fwd/") else 2
+            step = r.first_step if (stage == 1 and r.first_step is not None) else 0
+            return stage, step, i
+        return min(bad, key=key)[1]
+
+
+def _dtype_of(arrays):
+    if "dtype" in arrays:
+        return str(arrays["dtype"])
+    kinds = {str(v.dtype) for k, v in arrays.items() if k not in META and v.dtype.kind == "f"}
+    return "float32" if "float32" in kinds else "float64"
+
+
+def ordered_names(ref):
+    """The reference's compared arrays in computation order."""
+    config = trace_config(ref)
+    names = [k for k in ref if k not in META]
+    rank = {}
+    groups = ["param/", "buffer/", "input/", "init/"]
+    for k in names:
+        if k.startswith(tuple(groups)):
+            rank[k] = (groups.index(k.split("/")[0] + "/"), 0)
+    for i, k in enumerate(forward_order(config)):
+        rank[k] = (4, i)
+    rank["loss"] = (5, 0)
+    order = {k: i for i, k in enumerate(names)}
+    return sorted(names, key=lambda k: rank.get(k, (6 if k.startswith("grad/") else 7, order[k])) + (order[k],))
+
+
+def _compare_array(name, r, o, rtol, atol):
+    r64, o64 = r.astype(np.float64), o.astype(np.float64)
+    diff = np.abs(o64 - r64)
+    both_nan = np.isnan(r64) & np.isnan(o64)
+    ok = (diff <= atol + rtol * np.abs(r64)) | both_nan
+    diff = np.where(both_nan, 0.0, diff)
+    finite = np.where(np.isnan(diff), np.inf, diff)
+    max_abs = float(finite.max()) if finite.size else 0.0
+    max_rel = float((finite / (np.abs(r64) + atol)).max()) if finite.size else 0.0
+    bad = int((~ok).sum())
+    first_step = first_index = None
+    if bad:
+        timed = name.startswith("fwd/") or name in ("input/x", "input/y", "input/mask", "grad/input/x")
+        if timed and r.ndim >= 2:
+            moved = np.moveaxis(~ok, 1, 0)                    # time first, then batch, then the rest
+            flat = int(np.argmax(moved.reshape(-1)))
+            idx = np.unravel_index(flat, moved.shape)
+            first_step = int(idx[0])
+            first_index = (int(idx[1]), int(idx[0])) + tuple(int(i) for i in idx[2:])
+        else:
+            first_index = tuple(int(i) for i in np.unravel_index(int(np.argmax(~ok)), ok.shape))
+    return ArrayResult(name, tuple(r.shape), max_abs, max_rel, bad, first_step, first_index, operation_of(name))
+
+
+def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENCE", other_name="OTHER"):
+    """Compare trace dicts (load_trace gives them).  -> Comparison.
+
+    skip: glob patterns of arrays not to compare (for example 'fwd/*.raw' when the other implementation
+    lays out its raw head parameters differently). Raises TraceError when the traces cannot be compared:
+    an array of the reference missing from the other (and not skipped), a shape that differs, or a
+    non-numeric array.
+    """
+    dtype = "float32" if "float32" in (_dtype_of(ref), _dtype_of(other)) else "float64"
+    d_rtol, d_atol = TOLERANCES[dtype]
+    rtol = d_rtol if rtol is None else float(rtol)
+    atol = d_atol if atol is None else float(atol)
+    if rtol < 0 or atol < 0:
+        raise ValueError("--rtol and --atol must be >= 0")
+    notes = []
+    names = [n for n in ordered_names(ref) if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
+    missing = [n for n in names if n not in other]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise TraceError(f"{other_name}: missing {len(missing)} array(s) the reference has: {shown} "
+                         f"(use --skip PATTERN for arrays you do not produce)")
+    for n in names:
+        r, o = ref[n], other[n]
+        if r.shape != o.shape:
+            raise TraceError(f"{other_name}: array {n} has shape {o.shape}; the reference has {r.shape}")
+        if o.dtype.kind not in "fiub":
+            raise TraceError(f"{other_name}: array {n} has dtype {o.dtype}; must be numeric")
+    extra = sorted(k for k in other if k not in ref and k not in META)
+    if extra:
+        notes.append(f"{len(extra)} array(s) only in {other_name}, not compared: {', '.join(extra[:5])}"
+                     + (" ..." if len(extra) > 5 else ""))
+    skipped = [n for n in ordered_names(ref) if n not in names]
+    if skipped:
+        notes.append(f"{len(skipped)} array(s) skipped by --skip")
+    if "config" in other:
+        try:
+            a, b = json.loads(str(ref["config"])), json.loads(str(other["config"]))
+            differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if differing:
+                notes.append(f"the configs differ in: {', '.join(differing)}")
+        except (ValueError, TypeError):
+            notes.append(f"{other_name}: its 'config' entry is not JSON; not checked")
+    rows = [_compare_array(n, ref[n], other[n], rtol, atol) for n in names]
+    return Comparison(rows, rtol, atol, dtype, notes)
+
+
+def format_table(cmp: Comparison, only_failures=False):
+    """The human-readable report: a header, one row per array, the first divergence."""
+    lines = [f"tolerance: |other - ref| <= {cmp.atol:g} + {cmp.rtol:g} * |ref|   ({cmp.dtype} defaults"
+             f"{'' if (cmp.rtol, cmp.atol) == TOLERANCES[cmp.dtype] else ', overridden'})"]
+    lines += [f"note: {n}" for n in cmp.notes]
+    head = f"{'array':34s} {'shape':18s} {'max abs err':>11s} {'max rel err':>11s} {'bad':>7s}  first bad (step; index)"
+    lines += [head, "-" * len(head)]
+    for r in cmp.rows:
+        if only_failures and r.agrees:
+            continue
+        where = "-" if r.agrees else ((f"step {r.first_step}; " if r.first_step is not None else "")
+                                       + str(list(r.first_index)))
+        lines.append(f"{r.name:34s} {str(r.shape):18s} {r.max_abs:11.2e} {r.max_rel:11.2e} {r.bad:7d}  {where}")
+    first = cmp.first_divergence
+    n_bad = sum(not r.agrees for r in cmp.rows)
+    if first is None:
+        lines.append(f"AGREE: all {len(cmp.rows)} arrays within tolerance")
+    else:
+        at = f" at step {first.first_step}" if first.first_step is not None else ""
+        op = f" — {first.operation}" if first.operation else ""
+        lines.append(f"DIFFER: {n_bad} of {len(cmp.rows)} arrays outside tolerance; first divergence{at}: "
+                     f"{first.name} index {list(first.first_index)}{op}")
+    return "\n".join(lines)
+
+
+def to_json(cmp: Comparison):
+    first = cmp.first_divergence
+    return json.dumps({
+        "agree": cmp.agrees, "rtol": cmp.rtol, "atol": cmp.atol, "dtype": cmp.dtype, "notes": cmp.notes,
+        "first_divergence": None if first is None else {
+            "array": first.name, "step": first.first_step, "index": list(first.first_index),
+            "operation": first.operation},
+        "arrays": [{"name": r.name, "shape": list(r.shape), "max_abs": r.max_abs, "max_rel": r.max_rel,
+                    "bad": r.bad, "first_step": r.first_step,
+                    "first_index": None if r.first_index is None else list(r.first_index),
+                    "operation": r.operation, "agree": r.agrees} for r in cmp.rows],
+    }, indent=1)
