@@ -229,6 +229,8 @@ def load_trace(path):
     """
     if not os.path.isfile(path):
         raise TraceError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise TraceError(f"{path}: not a readable .npz trace (not a zip archive; write one with numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
