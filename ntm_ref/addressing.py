@@ -65,7 +65,7 @@ def _norm(u, eps, mode):
     as PyTorch's and TensorFlow's norm gradients).  u (..., M) -> (norm (...), slope (...)).
     """
     sq = np.einsum("...m,...m->...", u, u)
-    if mode == "smooth_norm":
+    if mode in ("smooth_norm", "smooth_norm_denominator"):
         norm = np.sqrt(sq + eps)
         return norm, 1.0 / norm
     plain = np.sqrt(sq)
@@ -78,9 +78,10 @@ def _norm(u, eps, mode):
 def cosine_similarity_forward(memory, key, eps=COSINE_EPS, mode="smooth_norm"):
     """Eq 6: K(k, M(i)) = k . M(i) / (||k|| ||M(i)||), with the epsilon placed as ``mode`` says:
 
-        smooth_norm (default)  ||u|| = sqrt(|u|^2 + eps)                  DeepMind's DNC
-        denominator            k . M(i) / (|k| |M(i)| + eps)              Collier's TensorFlow NTM
-        clamp_norms            ||u|| = max(|u|, eps)                      torch.nn.functional.cosine_similarity
+        smooth_norm (default)    ||u|| = sqrt(|u|^2 + eps)                the DNC's norms
+        denominator              k . M(i) / (|k| |M(i)| + eps)            Collier's TensorFlow NTM
+        clamp_norms              ||u|| = max(|u|, eps)                    torch.nn.functional.cosine_similarity
+        smooth_norm_denominator  k . M(i) / (||k|| ||M(i)|| + eps), smooth norms      DeepMind's DNC
 
     memory (B, N, M), key (B, H, M) -> K (B, H, N), each entry in [-1, 1].
     """
@@ -88,7 +89,7 @@ def cosine_similarity_forward(memory, key, eps=COSINE_EPS, mode="smooth_norm"):
     mem_norm, mem_slope = _norm(memory, eps, mode)
     dot = key @ memory.transpose(0, 2, 1)                            # 'bhm,bnm->bhn' as a batched matmul
     denom = key_norm[:, :, None] * mem_norm[:, None, :]
-    if mode == "denominator":
+    if mode in ("denominator", "smooth_norm_denominator"):
         denom = denom + eps
     K = dot / denom
     return K, CosineCache(memory, key, key_norm, mem_norm, key_slope, mem_slope, denom, K)

@@ -30,11 +30,12 @@ HEAD_ACTIVATION_CHOICES = {
 }
 CONTROLLERS = ("feedforward", "lstm")
 CONTROLLER_ACTIVATIONS = ("tanh", "relu", "sigmoid")
-MEMORY_INITS = ("constant", "learned", "random")
+MEMORY_INITS = ("constant", "learned", "learned_constant", "random")
+FIXED_INITIAL_WEIGHTS = ("one_hot", "zeros")
 STEP_ORDERS = ("read_first", "write_first")
 # Conventions on which public implementations differ (docs/conventions.md says which one each uses).
 SHIFT_CONVENTIONS = ("convolution", "correlation")
-COSINE_EPSILON_MODES = ("smooth_norm", "denominator", "clamp_norms")
+COSINE_EPSILON_MODES = ("smooth_norm", "denominator", "clamp_norms", "smooth_norm_denominator")
 SHARPEN_EPSILON_MODES = ("base", "denominator")
 
 
@@ -62,18 +63,24 @@ class NTMConfig:
     gamma_activation: str = "oneplus"
     erase_activation: str = "sigmoid"
     add_activation: str = "tanh"     # Collier
+    # "constant": every entry memory_init_value, fixed; "learned": a parameter drawn at random;
+    # "learned_constant": a parameter that starts at memory_init_value (what Collier's code trains: its
+    # "constant" memory is a trainable variable); "random": a fixed random buffer (pytorch-ntm)
     memory_init: str = "constant"    # Collier's best: converges about twice as fast as learned or random
     memory_init_value: float = 1e-6  # Collier's constant
     learn_initial_reads: bool = True     # Collier: r0 = tanh(learned); else r0 = 0
-    learn_initial_weights: bool = True   # Collier: w0 = softmax(learned); else w0 = one-hot on slot 0
+    learn_initial_weights: bool = True   # Collier: w0 = softmax(learned); else fixed_initial_weights
+    fixed_initial_weights: str = "one_hot"   # w0 without learning: one-hot on slot 0, or "zeros" (pytorch-ntm)
+    learn_initial_controller_state: bool = True   # LSTM h0, c0 learned; False: zeros (Collier, pytorch-ntm)
     clip_value: Optional[float] = 20.0   # Collier clips head parameters and output logits to +-20; None = off
     step_order: str = "read_first"       # Collier and pytorch-ntm read the memory before this step's write
     # eq 8 as written (a circular convolution: the kernel's +1 entry moves mass from slot i to i + 1), or
     # "correlation", the kernel applied reversed, which is what PyTorch's conv1d computes (pytorch-ntm)
     shift_convention: str = "convolution"
-    # eq 6 has no epsilon. "smooth_norm": every norm |u| -> sqrt(|u|^2 + eps) (DeepMind's DNC);
+    # eq 6 has no epsilon. "smooth_norm": every norm |u| -> sqrt(|u|^2 + eps);
     # "denominator": u.v / (|u| |v| + eps) (Collier); "clamp_norms": u.v / (max(|u|, eps) max(|v|, eps))
-    # (torch.nn.functional.cosine_similarity, pytorch-ntm). See ntm_ref.addressing.COSINE_EPS.
+    # (torch.nn.functional.cosine_similarity, pytorch-ntm); "smooth_norm_denominator": smooth norms and
+    # + eps in the denominator (DeepMind's DNC). See ntm_ref.addressing.COSINE_EPS.
     cosine_epsilon_mode: str = "smooth_norm"
     cosine_epsilon: float = 1e-6
     # eq 9 has no epsilon. "base": (w~ + eps)^gamma / sum (w~ + eps)^gamma, computed in log space;
@@ -116,7 +123,11 @@ class NTMConfig:
             elif not (_is_real(value) and value > 0):
                 raise ValueError(f"{name}: got {value!r}; must be a finite number > 0 with "
                                  f"{name}_mode={mode!r} (only 'denominator' allows 0)")
-        for name in ("learn_initial_reads", "learn_initial_weights"):
+        _check_choice("fixed_initial_weights", self.fixed_initial_weights, FIXED_INITIAL_WEIGHTS)
+        if self.learn_initial_weights and self.fixed_initial_weights != "one_hot":
+            raise ValueError(f"fixed_initial_weights: got {self.fixed_initial_weights!r}, but it applies only "
+                             f"with learn_initial_weights=False (learned weightings start from softmax(w0.*))")
+        for name in ("learn_initial_reads", "learn_initial_weights", "learn_initial_controller_state"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: got {getattr(self, name)!r}; must be True or False")
         if not _is_real(self.memory_init_value):

@@ -7,9 +7,9 @@ with the paper's for every configuration of Tables 1-3.
 from ntm_ref.config import NTMConfig
 
 
-def _lstm_layer(inputs, size):
-    """Weights 4C (D + C), gate biases 4C, learned initial h0 and c0: 2C."""
-    return 4 * size * (inputs + size) + 4 * size + 2 * size
+def _lstm_layer(inputs, size, initial_state=True):
+    """Weights 4C (D + C), gate biases 4C, learned initial h0 and c0: 2C (when learned)."""
+    return 4 * size * (inputs + size) + 4 * size + (2 * size if initial_state else 0)
 
 
 def count_params(config: NTMConfig, model="ntm", skip_connections=True):
@@ -39,12 +39,13 @@ def count_params(config: NTMConfig, model="ntm", skip_connections=True):
     R, W, M, N = c.read_heads, c.write_heads, c.memory_width, c.memory_slots
     total, inputs = 0, c.input_size + R * M
     for size in sizes:
-        total += _lstm_layer(inputs, size) if c.controller == "lstm" else inputs * size + size
+        total += (_lstm_layer(inputs, size, c.learn_initial_controller_state) if c.controller == "lstm"
+                  else inputs * size + size)
         inputs = size
     heads = R * c.read_head_size + W * c.write_head_size
     total += inputs * heads + heads
     total += (inputs + R * M) * c.output_size + c.output_size
-    if c.memory_init == "learned":
+    if c.memory_init in ("learned", "learned_constant"):
         total += N * M
     if c.learn_initial_reads:
         total += R * M

@@ -78,10 +78,10 @@ def init_params(config: NTMConfig, seed=0):
     Weights ~ Normal(0, 1 / fan_in) (Collier's 1/sqrt(fan_in) scale), biases 0 (LSTM forget gates
     LSTM_FORGET_BIAS). Names:
         ctrl.<l>.W, ctrl.<l>.b            controller layer l ((D_l, C_l), or (D_l + C_l, 4 C_l) for LSTM)
-        ctrl.<l>.h0, ctrl.<l>.c0          learned initial LSTM state (C_l,)            [lstm only]
+        ctrl.<l>.h0, ctrl.<l>.c0          learned initial LSTM state (C_l,)  [lstm, learn_initial_controller_state]
         read.W, read.b / write.W, write.b controller output -> raw head parameters (C, R P_r) / (C, W P_w)
         out.W, out.b                      [h, r_1..r_R] -> output logits (C + R M, O)
-        memory0                           initial memory (N, M)                 [memory_init "learned"]
+        memory0                           initial memory (N, M)  [memory_init "learned" or "learned_constant"]
         read0                             initial reads, r0 = tanh(read0) (R, M)      [learn_initial_reads]
         w0.read, w0.write                 initial weightings = softmax(w0.*) (R, N), (W, N)  [learn_initial_weights]
     """
@@ -99,8 +99,9 @@ def init_params(config: NTMConfig, seed=0):
             weight(f"ctrl.{l}.W", width + size, 4 * size)
             p[f"ctrl.{l}.b"] = np.zeros(4 * size)
             p[f"ctrl.{l}.b"][size:2 * size] = LSTM_FORGET_BIAS
-            p[f"ctrl.{l}.h0"] = np.zeros(size)
-            p[f"ctrl.{l}.c0"] = np.zeros(size)
+            if c.learn_initial_controller_state:
+                p[f"ctrl.{l}.h0"] = np.zeros(size)
+                p[f"ctrl.{l}.c0"] = np.zeros(size)
         else:
             weight(f"ctrl.{l}.W", width, size)
             p[f"ctrl.{l}.b"] = np.zeros(size)
@@ -114,10 +115,12 @@ def init_params(config: NTMConfig, seed=0):
     p["out.b"] = np.zeros(c.output_size)
     if c.memory_init == "learned":
         p["memory0"] = _random_memory(rng, N, M)
+    elif c.memory_init == "learned_constant":
+        p["memory0"] = np.full((N, M), float(c.memory_init_value))
     if c.learn_initial_reads:
-        p["read0"] = rng.normal(0.0, 1.0, size=(R, M))          # Collier: tanh of a learned N(0, 1) vector
+        p["read0"] = rng.normal(0.0, 1.0, size=(R, M))          # tanh of a learned vector, as Collier (who draws it Glorot-uniform)
     if c.learn_initial_weights:
-        p["w0.read"] = rng.normal(0.0, 1.0, size=(R, N))        # Collier: softmax of a learned N(0, 1) vector
+        p["w0.read"] = rng.normal(0.0, 1.0, size=(R, N))        # softmax of a learned vector, as Collier (Glorot-uniform there)
         p["w0.write"] = rng.normal(0.0, 1.0, size=(Wh, N))
     return p
 
@@ -147,7 +150,7 @@ def initial_state(params, config, buffers, batch_size):
     dtype = params["out.W"].dtype          # float64, or float32 for a float32 reference run (ntm_ref.trace)
     if c.memory_init == "constant":
         memory0 = np.full((N, M), c.memory_init_value, dtype=dtype)
-    elif c.memory_init == "learned":
+    elif c.memory_init in ("learned", "learned_constant"):
         memory0 = params["memory0"]
     else:
         memory0 = buffers["memory0"]
@@ -156,11 +159,15 @@ def initial_state(params, config, buffers, batch_size):
         w_read0, w_write0 = softmax_forward(params["w0.read"])[0], softmax_forward(params["w0.write"])[0]
     else:
         w_read0, w_write0 = np.zeros((R, N), dtype), np.zeros((Wh, N), dtype)
-        w_read0[:, 0] = w_write0[:, 0] = 1.0
-    if c.controller == "lstm":
+        if c.fixed_initial_weights == "one_hot":
+            w_read0[:, 0] = w_write0[:, 0] = 1.0
+    if c.controller == "lstm" and c.learn_initial_controller_state:
         h0 = tuple(np.tile(params[f"ctrl.{l}.h0"], (B, 1)) for l in range(len(c.controller_sizes)))
         c0 = tuple(np.tile(params[f"ctrl.{l}.c0"], (B, 1)) for l in range(len(c.controller_sizes)))
         ctrl = ControllerState(h0, c0)
+    elif c.controller == "lstm":
+        zeros = tuple(np.zeros((B, size), dtype) for size in c.controller_sizes)
+        ctrl = ControllerState(zeros, tuple(z.copy() for z in zeros))
     else:
         ctrl = ControllerState((), ())
     tile = lambda a: np.tile(a, (B,) + (1,) * a.ndim)   # noqa: E731  (a fresh (B, ...) copy)
@@ -170,7 +177,7 @@ def initial_state(params, config, buffers, batch_size):
 def initial_state_backward(dstate, params, config, grads):
     """Add the gradient of the initial state (summed over the batch) into the learned parameters behind it."""
     c = config
-    if c.memory_init == "learned":
+    if c.memory_init in ("learned", "learned_constant"):
         grads["memory0"] += dstate.memory.sum(axis=0)
     if c.learn_initial_reads:
         grads["read0"] += (1.0 - np.tanh(params["read0"]) ** 2) * dstate.reads.sum(axis=0)
@@ -178,7 +185,7 @@ def initial_state_backward(dstate, params, config, grads):
         for kind, dw in (("read", dstate.w_read), ("write", dstate.w_write)):
             _, cache = softmax_forward(params[f"w0.{kind}"])
             grads[f"w0.{kind}"] += softmax_backward(dw.sum(axis=0), cache)
-    if c.controller == "lstm":
+    if c.controller == "lstm" and c.learn_initial_controller_state:
         for l in range(len(c.controller_sizes)):
             grads[f"ctrl.{l}.h0"] += dstate.controller.h[l].sum(axis=0)
             grads[f"ctrl.{l}.c0"] += dstate.controller.c[l].sum(axis=0)

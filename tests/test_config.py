@@ -32,7 +32,15 @@ BASE = dict(input_size=3, output_size=2)
     ("gamma_activation", "softplus", "allowed"),
     ("erase_activation", "tanh", "allowed"),
     ("add_activation", "relu", "allowed"),
-    ("memory_init", "zeros", "allowed: 'constant', 'learned', 'random'"),
+    ("memory_init", "zeros", "allowed: 'constant', 'learned', 'learned_constant', 'random'"),
+    ("fixed_initial_weights", "uniform", "allowed: 'one_hot', 'zeros'"),
+    ("fixed_initial_weights", "zeros", "applies only with learn_initial_weights=False"),
+    ("learn_initial_controller_state", 0, "True or False"),
+    ("shift_convention", "conv1d", "allowed: 'convolution', 'correlation'"),
+    ("cosine_epsilon_mode", "none", "allowed: 'smooth_norm', 'denominator', 'clamp_norms', 'smooth_norm_denominator'"),
+    ("sharpen_epsilon_mode", "log", "allowed: 'base', 'denominator'"),
+    ("cosine_epsilon", -1.0, "finite number > 0"),
+    ("sharpen_epsilon", float("inf"), "finite number > 0"),
     ("memory_init_value", float("nan"), "finite number"),
     ("clip_value", 0.0, "positive number or None"),
     ("clip_value", -5, "positive number or None"),
@@ -72,6 +80,8 @@ def test_valid_configs_and_round_trip():
     dict(), dict(controller="lstm"), dict(controller_size=(4, 5), read_heads=2, write_heads=3),
     dict(controller="lstm", controller_size=(4, 3), memory_init="learned", shift_range=2),
     dict(learn_initial_reads=False, learn_initial_weights=False, memory_init="random"),
+    dict(controller="lstm", controller_size=(4, 3), memory_init="learned_constant",
+         learn_initial_controller_state=False),
 ])
 def test_count_params_equals_the_models_params(kw):
     config = NTMConfig(**BASE, memory_slots=6, memory_width=3, controller_size=5).replace(**kw)

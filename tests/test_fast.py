@@ -42,6 +42,10 @@ CONFIGS = {
                                               cosine_epsilon=1e-2, sharpen_epsilon=1e-3, read_heads=2),
     "lstm-correlation-shift-2": dict(controller="lstm", shift_convention="correlation", shift_range=2,
                                      write_heads=2),
+    "lstm-collier-state": dict(controller="lstm", memory_init="learned_constant",
+                               learn_initial_controller_state=False, read_heads=2),
+    "ff-pytorch-ntm-state": dict(learn_initial_weights=False, fixed_initial_weights="zeros",
+                                 learn_initial_reads=False, memory_init="random"),
 }
 
 # The epsilon modes the fast engine does not have: NTM.run falls back to the reference for them.
@@ -49,6 +53,7 @@ REFERENCE_ONLY = {
     "cosine-denominator": dict(cosine_epsilon_mode="denominator", cosine_epsilon=1e-8),
     "cosine-clamp-norms": dict(cosine_epsilon_mode="clamp_norms", cosine_epsilon=1e-8),
     "sharpen-denominator": dict(sharpen_epsilon_mode="denominator", sharpen_epsilon=1e-16),
+    "cosine-smooth-norm-denominator": dict(cosine_epsilon_mode="smooth_norm_denominator"),
 }
 
 
@@ -127,12 +132,13 @@ def test_unsupported_modes_fall_back_to_the_reference(name):
 def test_configs_use_every_field_value():
     """The CONFIGS above really do use every value of every choice field of NTMConfig."""
     from ntm_ref.config import CONTROLLER_ACTIVATIONS, CONTROLLERS, HEAD_ACTIVATION_CHOICES, MEMORY_INITS, \
-        SHIFT_CONVENTIONS, STEP_ORDERS
+        FIXED_INITIAL_WEIGHTS, SHIFT_CONVENTIONS, STEP_ORDERS
     configs = [NTMConfig(**{**TINY, **extra}) for extra in CONFIGS.values()]
     choices = dict(HEAD_ACTIVATION_CHOICES, controller=CONTROLLERS, controller_activation=CONTROLLER_ACTIVATIONS,
                    memory_init=MEMORY_INITS, step_order=STEP_ORDERS, learn_initial_reads=(True, False),
                    learn_initial_weights=(True, False), read_heads=(1, 2, 3), write_heads=(1, 2, 3),
-                   shift_range=(0, 1, 2), shift_convention=SHIFT_CONVENTIONS)
+                   shift_range=(0, 1, 2), shift_convention=SHIFT_CONVENTIONS,
+                   fixed_initial_weights=FIXED_INITIAL_WEIGHTS, learn_initial_controller_state=(True, False))
     for field, values in choices.items():
         assert {getattr(c, field) for c in configs} >= set(values), field
     assert {c.clip_value for c in configs} >= {None, 20.0, 0.6}
