@@ -13,6 +13,12 @@ are timed interleaved (one call of each in turn), so background load affects the
 before OpenBLAS starts). The fast engine's own two Python threads over the batch are separate: the
 column "fast 1 thr" turns them off, "fast" uses the default. The column "parallel" is ntm_ref.parallel.run
 with --workers processes (the main process and workers - 1 forked workers, each one BLAS thread).
+
+The column "torch" is the PyTorch mirror (tests/torch_ntm.py: the same model in PyTorch, gradients by
+autograd, float64) on the same parameters and batches, timed in the same interleaved rounds, with
+--torch-threads intra-op threads (default 1, like the one BLAS thread of the NumPy engines);
+"fast1/torch" is "fast 1 thr" over it (both single-threaded). Without torch installed the two columns
+are left out, with a note.
 """
 import argparse
 import os
@@ -27,6 +33,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (set before numpy loads)")
     parser.add_argument("--skip-reference", action="store_true", help="time only the fast engines")
     parser.add_argument("--workers", type=int, default=2, help="processes of the parallel column")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch intra-op threads of the torch column (default 1)")
     return parser.parse_args(argv)
 
 
@@ -42,6 +50,15 @@ def main(argv=None):
     from ntm_ref import fast, parallel
     from ntm_ref.config import NTMConfig
     from ntm_ref.model import NTM
+
+    try:
+        import torch
+    except ImportError:
+        torch = torch_ntm = None
+    else:
+        torch.set_num_threads(args.torch_threads)
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+        import torch_ntm
 
     config = NTMConfig(input_size=9, output_size=8, controller_size=100)
     model = NTM(config, seed=0)
@@ -76,8 +93,13 @@ def main(argv=None):
 
     print(f"copy configuration, {T} steps, BLAS threads {args.threads}, median of {args.repeats} "
           f"(columns interleaved), parallel workers {args.workers}, load average {os.getloadavg()[0]:.2f}")
+    if torch is None:
+        print("note: torch is not installed; the torch mirror's columns are left out")
+    else:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op thread(s), float64")
     header = (f"{'batch':>6} {'reference seq/s':>16} {'fast 1 thr seq/s':>17} {'fast seq/s':>11} {'ratio':>7}"
-              f" {'parallel seq/s':>15} {'par/fast1':>10}")
+              f" {'parallel seq/s':>15} {'par/fast1':>10}"
+              + (f" {'torch seq/s':>12} {'fast1/torch':>12}" if torch else ""))
     print(header)
     for B in args.batch_sizes:
         x, y, mask = batch(B)
@@ -85,13 +107,17 @@ def main(argv=None):
                "default": lambda: fast.run(model.params, config, model.buffers, x, y, mask),
                "parallel": lambda: parallel.run(model.params, config, model.buffers, x, y, mask,
                                                 workers=args.workers)}
+        if torch is not None:
+            fns["torch"] = lambda: torch_ntm.loss_and_grads(config, model.params, model.buffers, x, y, mask)
         if not args.skip_reference:
             fns["reference"] = lambda: model.run(x, y, mask, engine="reference")
         r = rates(fns, B)
         ref, one, default, par = r.get("reference"), r["one"], r["default"], r["parallel"]
         ratio = f"{max(one, default) / ref:7.1f}" if ref else f"{'-':>7}"
         ref_text = f"{ref:16.1f}" if ref else f"{'-':>16}"
-        print(f"{B:>6} {ref_text} {one:17.1f} {default:11.1f} {ratio} {par:15.1f} {par / one:10.2f}", flush=True)
+        torch_text = f" {r['torch']:12.1f} {one / r['torch']:12.2f}" if torch else ""
+        print(f"{B:>6} {ref_text} {one:17.1f} {default:11.1f} {ratio} {par:15.1f} {par / one:10.2f}{torch_text}",
+              flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 if __name__ == "__main__":
