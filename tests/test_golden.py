@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ntm_ref.compare import compare_traces, format_table
-from ntm_ref.trace import PRESETS, load_trace, preset_trace
+from ntm_ref.trace import PRESETS, load_trace, preset_trace, trace_config
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 RTOL, ATOL = 1e-12, 1e-14       # as scripts/make_golden.py
@@ -18,6 +18,7 @@ def test_regenerated_trace_matches_golden(name):
     golden = load_trace(os.path.join(GOLDEN, f"{name}.npz"))
     fresh = preset_trace(name, seed=0)
     assert sorted(golden) == sorted(fresh)
+    assert trace_config(golden) == trace_config(fresh)          # the preset's configuration itself
     cmp = compare_traces(golden, fresh, rtol=RTOL, atol=ATOL)
     assert cmp.agrees, format_table(cmp, only_failures=True)
 
