@@ -145,11 +145,26 @@ def _load_npz(path, what):
         raise UserError(f"{what} {path}: not a readable .npz of plain arrays ({err})") from None
 
 
+def _checkpoint_model(args):
+    """The trained NTM and its run settings from --checkpoint (loaded once).  -> (NTM, settings dict)."""
+    if getattr(args, "_checkpoint", None) is None:
+        from ntm_ref.train import load_model
+        model, settings, meta = load_model(args.checkpoint)
+        if meta.get("model") == "lstm":
+            raise UserError(f"--checkpoint {args.checkpoint}: an LSTM baseline, not an NTM; traces are for NTMs")
+        args._checkpoint = (model, settings)
+    return args._checkpoint
+
+
 def _chosen_config(args):
-    """The NTMConfig of --preset or --config, with --set overrides."""
+    """The NTMConfig of --preset, --config or --checkpoint, with --set overrides."""
     from ntm_ref.config import NTMConfig
     from ntm_ref.trace import preset_config
     overrides = _overrides(args.set)
+    if args.config and args.checkpoint:
+        raise UserError("give --config or --checkpoint, not both (a checkpoint holds its config)")
+    if args.checkpoint:
+        return _checkpoint_model(args)[0].config.replace(**overrides)
     if args.config:
         if not os.path.isfile(args.config):
             raise UserError(f"--config {args.config}: no such file")
@@ -173,6 +188,10 @@ def _chosen_inputs(args, config):
             raise UserError(f"--inputs {args.inputs}: needs an array 'x' (B, T, input_size); has "
                             f"{', '.join(sorted(data)) or 'nothing'}")
         return data["x"], data.get("y"), data.get("mask")
+    if args.checkpoint:                      # sequences of the task the checkpoint was trained on
+        from ntm_ref.train import TrainSettings, make_run_task
+        settings = TrainSettings(**_checkpoint_model(args)[1])
+        return make_run_task(settings).batch(np.random.default_rng(args.seed + 200), args.batch or 1)
     if args.config or args.batch or args.steps:
         rng = np.random.default_rng(args.seed + 200)
         B, T = args.batch or 2, args.steps or 5
@@ -186,6 +205,11 @@ def _chosen_params(args, config):
     prefix; a trace works too), else the preset's (random_params / init_params of --seed)."""
     from ntm_ref.model import init_buffers, init_params
     from ntm_ref.trace import PRESETS, random_params
+    if args.params and args.checkpoint:
+        raise UserError("give --params or --checkpoint, not both (a checkpoint holds its parameters)")
+    if args.checkpoint:
+        model = _checkpoint_model(args)[0]
+        return model.params, model.buffers
     if args.params:
         data = _load_npz(args.params, "--params")
         params = {k[len("param/"):] if k.startswith("param/") else k: v for k, v in data.items()
@@ -321,6 +345,9 @@ def build_parser():
                             f"docs/trace-format.md lists them)")
         p.add_argument("--config", metavar="FILE", help="an NTMConfig as JSON (a trace's config, or "
                                                         "config.json of a run) instead of a preset")
+        p.add_argument("--checkpoint", metavar="FILE", help="a trained NTM (DIR/checkpoint.npz of ntm-ref "
+                                                            "train): its config and parameters, and (unless "
+                                                            "--inputs) --batch sequences of its task")
         p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                        help="change an NTMConfig field, e.g. --set shift_convention=correlation")
         p.add_argument("--seed", type=int, default=0, help="seed of the parameters and inputs (default 0)")
@@ -328,7 +355,7 @@ def build_parser():
                                                         "in docs/trace-format.md; or a trace)")
         p.add_argument("--inputs", metavar="FILE", help="an .npz with x (B, T, I) and optionally y (B, T, O) "
                                                         "and mask (B, T) or (B, T, O)")
-        p.add_argument("--batch", type=int, help="random inputs: sequences B (default 2)")
+        p.add_argument("--batch", type=int, help="random inputs: sequences B (default 2; with --checkpoint 1)")
         p.add_argument("--steps", type=int, help="random inputs: time steps T (default 5)")
 
     p = sub.add_parser("trace", help="write every value the reference computes on one input (.npz)",

@@ -296,3 +296,26 @@ def test_gradcheck_command_passes_and_fails(capsys, monkeypatch):
     monkeypatch.setattr(model_module, "read_backward", wrong)
     status, out, _ = run_cli(capsys, "gradcheck", "--preset", "tiny-ff", "--mode", "probe")
     assert status == 1, out
+
+
+def test_trace_and_gradcheck_of_a_trained_checkpoint(tmp_path, capsys):
+    """--checkpoint: the trained model's config and parameters, on sequences of its own task."""
+    from ntm_ref.train import TrainSettings, load_model, train
+    run = str(tmp_path / "run")
+    train(TrainSettings(task="copy", model="ntm-ff", batch_size=2, steps=10, eval_every=10, checkpoint_every=10,
+                        val_size=8, task_options={"max_length": 3},
+                        config_overrides={"memory_slots": 8, "memory_width": 4, "controller_size": 6}),
+          run, log=lambda *_: None)
+    ckpt, out = os.path.join(run, "checkpoint.npz"), str(tmp_path / "t.npz")
+    status, _, err = run_cli(capsys, "trace", "--checkpoint", ckpt, "--batch", "3", "--out", out)
+    assert status == 0, err
+    t, (model, _, _) = load_trace(out), load_model(ckpt)
+    assert trace_config(t) == model.config and t["input/x"].shape[0] == 3 and t["input/x"].shape[2] == 9
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(t[f"param/{k}"], v)
+    status, out_text, _ = run_cli(capsys, "gradcheck", "--checkpoint", ckpt, "--mode", "probe")
+    assert status == 0 and "PASSED" in out_text
+    status, _, err = run_cli(capsys, "trace", "--checkpoint", ckpt, "--params", out, "--out", str(tmp_path / "x.npz"))
+    assert status == 2 and "not both" in err
+    status, _, err = run_cli(capsys, "trace", "--checkpoint", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "y.npz"))
+    assert status == 2 and "nope.npz" in err and len(err.strip().splitlines()) == 1
