@@ -234,8 +234,10 @@ def trace_command(args):
     except FileExistsError as err:
         raise UserError(str(err)) from None
     B, T, _ = trace["input/x"].shape
+    n_arrays = sum(1 for k in trace if "/" in k or k == "loss")
     loss = f", loss {float(trace['loss']):.10g} bits/sequence" if "loss" in trace else " (no targets: no loss, no gradients)"
-    print(f"wrote {args.out}: {len(trace)} arrays, {args.dtype}, B={B} T={T}{loss}")
+    print(f"wrote {args.out}: {n_arrays} arrays (and {len(trace) - n_arrays} identification entries), "
+          f"{args.dtype}, B={B} T={T}{loss}")
     return 0
 
 
@@ -246,9 +248,12 @@ def compare_command(args):
         ref, other = load_trace(args.reference), load_trace(args.other)
         cmp = compare_traces(ref, other, rtol=args.rtol, atol=args.atol, skip=args.skip or (),
                              ref_name=args.reference, other_name=args.other)
-    except TraceError as err:
+    except (TraceError, ValueError) as err:
+        if args.json:                      # machines get JSON on stdout too, with the same exit status
+            print(json.dumps({"agree": None, "error": str(err)}))
         raise UserError(str(err)) from None
-    print(to_json(cmp) if args.json else format_table(cmp, only_failures=args.failures_only))
+    print(to_json(cmp, only_failures=args.failures_only) if args.json
+          else format_table(cmp, only_failures=args.failures_only))
     return 0 if cmp.agrees else 1
 
 
@@ -265,18 +270,22 @@ def gradcheck_command(args):
     model = NTM(config, engine="reference")
     model.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     model.buffers = {k: np.array(v, dtype=np.float64) for k, v in (buffers or model.buffers).items()}
+    x = np.array(x, dtype=np.float64)
     result = model.run(x, y, mask)
 
     def loss_fn(p):
-        saved, model.params = model.params, p
+        """The loss as a function of every parameter and of the inputs (the block "x")."""
+        saved, model.params = model.params, {k: v for k, v in p.items() if k != "x"}
         try:
-            return model.run(x, y, mask).loss
+            return model.run(p["x"], y, mask).loss
         finally:
             model.params = saved
     print(f"ntm-ref gradcheck: {config.controller} controller, R={config.read_heads} W={config.write_heads}, "
           f"N={config.memory_slots} M={config.memory_width}, B={x.shape[0]} T={x.shape[1]}, "
-          f"{sum(v.size for v in model.params.values()):,} parameters, mode {args.mode}, rtol {args.rtol:g}")
-    report = check_loss(loss_fn, model.params, result.grads, mode=args.mode, rtol=args.rtol, seed=args.seed)
+          f"{sum(v.size for v in model.params.values()):,} parameters and the inputs x, mode {args.mode}, "
+          f"rtol {args.rtol:g}")
+    report = check_loss(loss_fn, {**model.params, "x": x}, {**result.grads, "x": result.dx}, mode=args.mode,
+                        rtol=args.rtol, seed=args.seed)
     print(report)
     return 0 if report.ok else 1
 
@@ -369,13 +378,17 @@ def build_parser():
 
     p = sub.add_parser("compare", help="compare two traces; exit 0 agree, 1 differ, 2 unusable input",
                        description="Compare OTHER against REFERENCE array by array and step by step; the "
-                                   "first divergence names the operation to look at (docs/validate.md).")
+                                   "first divergence names the operation to look at (docs/validate.md).",
+                       epilog="exit status: 0 every compared array agrees; 1 some differ; 2 the traces cannot "
+                              "be compared (not a trace, another schema version, a missing array, a shape that "
+                              "differs), with one line saying which.")
     p.add_argument("reference", help="the reference trace (ntm-ref trace)")
     p.add_argument("other", help="the trace to check")
     p.add_argument("--rtol", type=float, help="relative tolerance (default by dtype: float64 1e-10, float32 1e-3)")
     p.add_argument("--atol", type=float, help="absolute tolerance (default by dtype: float64 1e-12, float32 1e-6)")
     p.add_argument("--skip", action="append", metavar="PATTERN",
-                   help="arrays not to compare, glob patterns (e.g. 'fwd/*.raw'); repeatable")
+                   help="arrays not to compare, shell-style patterns matched against the whole name, where * "
+                        "also matches '/' (e.g. 'fwd/*.raw'; 'grad/*' includes grad/input/x); repeatable")
     p.add_argument("--failures-only", action="store_true", help="list only the arrays that differ")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=compare_command)

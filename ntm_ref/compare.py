@@ -57,7 +57,9 @@ class Comparison(NamedTuple):
     @property
     def first_divergence(self) -> Optional[ArrayResult]:
         """The earliest row that breaks the tolerance: rows are in computation order within a step, and
-        a time-stepped array that first breaks at step t comes after every array that breaks before t."""
+        a time-stepped array that first breaks at step t comes after every array that breaks before t.
+        Gradients carry no steps: when only they differ, this is the first differing parameter's gradient
+        in parameter order, and the table's other grad/ rows say which blocks are wrong."""
         bad = [(i, r) for i, r in enumerate(self.rows) if not r.agrees]
         if not bad:
             return None
@@ -71,11 +73,10 @@ class Comparison(NamedTuple):
         return min(bad, key=key)[1]
 
 
-def _dtype_of(arrays):
-    if "dtype" in arrays:
-        return str(arrays["dtype"])
-    kinds = {str(v.dtype) for k, v in arrays.items() if k not in META and v.dtype.kind == "f"}
-    return "float32" if "float32" in kinds else "float64"
+def _dtype_of(arrays, names):
+    """The precision of a trace's compared arrays: float32 if any of them is float32 (or lower)."""
+    floats = [arrays[k].dtype for k in names if k in arrays and arrays[k].dtype.kind == "f"]
+    return "float32" if any(d.itemsize <= 4 for d in floats) else "float64"
 
 
 def ordered_names(ref):
@@ -100,9 +101,9 @@ def _compare_array(name, r, o, rtol, atol):
     both_nan = np.isnan(r64) & np.isnan(o64)
     ok = (diff <= atol + rtol * np.abs(r64)) | both_nan
     diff = np.where(both_nan, 0.0, diff)
-    finite = np.where(np.isnan(diff), np.inf, diff)
-    max_abs = float(finite.max()) if finite.size else 0.0
-    max_rel = float((finite / (np.abs(r64) + atol)).max()) if finite.size else 0.0
+    nan = bool(np.isnan(diff).any())          # a NaN on one side only: reported as nan, never agrees
+    max_abs = float("nan") if nan else (float(diff.max()) if diff.size else 0.0)
+    max_rel = float("nan") if nan else (float((diff / (np.abs(r64) + atol)).max()) if diff.size else 0.0)
     bad = int((~ok).sum())
     first_step = first_index = None
     if bad:
@@ -126,32 +127,54 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
     an array of the reference missing from the other (and not skipped), a shape that differs, or a
     non-numeric array.
     """
-    dtype = "float32" if "float32" in (_dtype_of(ref), _dtype_of(other)) else "float64"
+    if rtol is not None and rtol < 0 or atol is not None and atol < 0:
+        raise ValueError("--rtol and --atol must be >= 0")
+    notes = []
+    all_names = ordered_names(ref)
+    names = [n for n in all_names if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
+    unused = [p for p in skip if not any(fnmatch.fnmatchcase(n, p) for n in all_names)]
+    if unused:
+        notes.append(f"--skip pattern(s) matching no array of the reference: {', '.join(unused)}")
+    if not names:
+        raise TraceError(f"nothing to compare: --skip {' '.join(skip)} leaves none of the reference's "
+                         f"{len(all_names)} arrays")
+    missing = [n for n in names if n not in other]
+    if missing:
+        raise TraceError(f"{other_name}: missing {len(missing)} array(s) the reference has: {', '.join(missing)} "
+                         f"(use --skip PATTERN for arrays you do not produce)")
+    problems = []
+    for n in names:
+        r, o = ref[n], other[n]
+        if o.dtype.kind not in "fiub":
+            problems.append(f"{n} has dtype {o.dtype} (must be numeric)")
+        elif r.shape != o.shape:
+            hint = ""
+            if sorted(r.shape) == sorted(o.shape) and r.ndim >= 2:
+                hint = (" (transposed? weights are (in, out))" if n.startswith(("param/", "grad/")) and r.ndim == 2
+                        else " (axes in another order? time is axis 1, after the batch)")
+            problems.append(f"{n} has shape {o.shape}, the reference {r.shape}{hint}")
+    if problems:
+        raise TraceError(f"{other_name}: {len(problems)} array(s) unusable: {'; '.join(problems)}")
+    dtype = "float32" if "float32" in (_dtype_of(ref, names), _dtype_of(other, names)) else "float64"
+    for label, arrays, name in (("reference", ref, ref_name), ("other", other, other_name)):
+        actual = _dtype_of(arrays, names)
+        if "dtype" in arrays and str(arrays["dtype"]) != actual:
+            notes.append(f"{name}: its 'dtype' entry says {str(arrays['dtype'])} but its arrays are {actual}; "
+                         f"the tolerance follows the arrays")
+    integer = [n for n in names if other[n].dtype.kind in "iub" and ref[n].dtype.kind == "f"]
+    if integer:
+        notes.append(f"{len(integer)} array(s) of {other_name} are integers where the reference has floats: "
+                     f"{', '.join(integer[:5])}")
     d_rtol, d_atol = TOLERANCES[dtype]
     rtol = d_rtol if rtol is None else float(rtol)
     atol = d_atol if atol is None else float(atol)
-    if rtol < 0 or atol < 0:
-        raise ValueError("--rtol and --atol must be >= 0")
-    notes = []
-    names = [n for n in ordered_names(ref) if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
-    missing = [n for n in names if n not in other]
-    if missing:
-        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-        raise TraceError(f"{other_name}: missing {len(missing)} array(s) the reference has: {shown} "
-                         f"(use --skip PATTERN for arrays you do not produce)")
-    for n in names:
-        r, o = ref[n], other[n]
-        if r.shape != o.shape:
-            raise TraceError(f"{other_name}: array {n} has shape {o.shape}; the reference has {r.shape}")
-        if o.dtype.kind not in "fiub":
-            raise TraceError(f"{other_name}: array {n} has dtype {o.dtype}; must be numeric")
     extra = sorted(k for k in other if k not in ref and k not in META)
     if extra:
         notes.append(f"{len(extra)} array(s) only in {other_name}, not compared: {', '.join(extra[:5])}"
                      + (" ..." if len(extra) > 5 else ""))
-    skipped = [n for n in ordered_names(ref) if n not in names]
+    skipped = [n for n in all_names if n not in names]
     if skipped:
-        notes.append(f"{len(skipped)} array(s) skipped by --skip")
+        notes.append(f"{len(skipped)} array(s) skipped by --skip: {', '.join(skipped)}")
     if "config" in other:
         try:
             a, b = json.loads(str(ref["config"])), json.loads(str(other["config"]))
@@ -169,6 +192,8 @@ def format_table(cmp: Comparison, only_failures=False):
     lines = [f"tolerance: |other - ref| <= {cmp.atol:g} + {cmp.rtol:g} * |ref|   ({cmp.dtype} defaults"
              f"{'' if (cmp.rtol, cmp.atol) == TOLERANCES[cmp.dtype] else ', overridden'})"]
     lines += [f"note: {n}" for n in cmp.notes]
+    if only_failures:
+        lines.append(f"(--failures-only: {sum(r.agrees for r in cmp.rows)} agreeing arrays not listed)")
     head = f"{'array':34s} {'shape':18s} {'max abs err':>11s} {'max rel err':>11s} {'bad':>7s}  first bad (step; index)"
     lines += [head, "-" * len(head)]
     for r in cmp.rows:
@@ -189,15 +214,22 @@ def format_table(cmp: Comparison, only_failures=False):
     return "\n".join(lines)
 
 
-def to_json(cmp: Comparison):
+def _number(v):
+    """A float for JSON: None for NaN (an entry NaN on one side only), which JSON cannot hold."""
+    return None if v != v else v
+
+
+def to_json(cmp: Comparison, only_failures=False):
     first = cmp.first_divergence
+    rows = [r for r in cmp.rows if not (only_failures and r.agrees)]
     return json.dumps({
         "agree": cmp.agrees, "rtol": cmp.rtol, "atol": cmp.atol, "dtype": cmp.dtype, "notes": cmp.notes,
         "first_divergence": None if first is None else {
             "array": first.name, "step": first.first_step, "index": list(first.first_index),
             "operation": first.operation},
-        "arrays": [{"name": r.name, "shape": list(r.shape), "max_abs": r.max_abs, "max_rel": r.max_rel,
+        "arrays": [{"name": r.name, "shape": list(r.shape), "max_abs": _number(r.max_abs), "max_rel": _number(r.max_rel),
                     "bad": r.bad, "first_step": r.first_step,
                     "first_index": None if r.first_index is None else list(r.first_index),
-                    "operation": r.operation, "agree": r.agrees} for r in cmp.rows],
+                    "operation": r.operation, "agree": r.agrees} for r in rows],
+        "compared": len(cmp.rows),
     }, indent=1)

@@ -40,7 +40,8 @@ OPERATIONS = {
     "key": "key activation", "beta": "key-strength activation", "g": "gate activation",
     "s": "shift-kernel activation (softmax)", "gamma": "sharpening activation",
     "erase": "erase activation", "add": "add activation",
-    "w_content": "content addressing, eqs 5-6 (cosine similarity and its epsilon)",
+    "w_content": "content addressing, eqs 5-6 (cosine similarity and its epsilon; or the memory it "
+                 "addresses: step_order)",
     "w_gated": "interpolation, eq 7",
     "w_shifted": "circular shift, eq 8 (convolution vs correlation)",
     "w": "sharpening, eq 9 (and its epsilon)",

@@ -180,7 +180,7 @@ def test_a_planted_error_at_a_later_step_is_found_there():
     assert set(bad) == {"fwd/write.w_gated", "fwd/logits"}
     assert cmp.first_divergence.name == "fwd/write.w_gated"
     assert cmp.first_divergence.first_step == 3 and cmp.first_divergence.first_index == (1, 3, 0, 6)
-    assert bad["fwd/logits"].first_step == 4 and bad["fwd/logits"].max_abs == np.inf
+    assert bad["fwd/logits"].first_step == 4 and np.isnan(bad["fwd/logits"].max_abs)
 
 
 def test_rows_come_in_computation_order():
@@ -319,3 +319,36 @@ def test_trace_and_gradcheck_of_a_trained_checkpoint(tmp_path, capsys):
     assert status == 2 and "not both" in err
     status, _, err = run_cli(capsys, "trace", "--checkpoint", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "y.npz"))
     assert status == 2 and "nope.npz" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_follows_the_arrays_dtype_not_the_label():
+    ref, f32 = preset_trace("tiny-ff"), preset_trace("tiny-ff", dtype="float32")
+    mislabelled = dict(f32, dtype=np.array("float64"))
+    cmp = compare_traces(ref, mislabelled)
+    assert cmp.agrees and cmp.dtype == "float32"
+    assert any("says float64 but its arrays are float32" in n for n in cmp.notes)
+
+
+def test_compare_reports_every_bad_shape_with_a_hint(tmp_path, capsys):
+    ref = preset_trace("tiny-ff")
+    bad = dict(ref, **{"fwd/read.w": np.swapaxes(ref["fwd/read.w"], 0, 1).copy(),
+                       "param/out.W": ref["param/out.W"].T.copy()})
+    status, _, err = run_cli(capsys, "compare", write(tmp_path, "ref.npz", ref), write(tmp_path, "bad.npz", bad))
+    assert status == 2 and "2 array(s) unusable" in err and "time is axis 1" in err and "(in, out)" in err
+
+
+def test_compare_nan_json_and_skip_edge_cases(tmp_path, capsys):
+    ref = preset_trace("tiny-ff")
+    other = dict(ref, **{"fwd/logits": ref["fwd/logits"].copy()})
+    other["fwd/logits"][0, 2, 1] = np.nan
+    a, b = write(tmp_path, "ref.npz", ref), write(tmp_path, "nan.npz", other)
+    status, out, _ = run_cli(capsys, "compare", a, b, "--json", "--failures-only")
+    report = json.loads(out)
+    assert status == 1 and [r["name"] for r in report["arrays"]] == ["fwd/logits"]
+    assert report["arrays"][0]["max_abs"] is None and report["first_divergence"]["step"] == 2
+    status, out, _ = run_cli(capsys, "compare", a, b)
+    assert "nan" in [line for line in out.splitlines() if line.startswith("fwd/logits")][0]
+    status, out, err = run_cli(capsys, "compare", a, b, "--skip", "*", "--json")
+    assert status == 2 and json.loads(out)["error"].startswith("nothing to compare")
+    status, out, _ = run_cli(capsys, "compare", a, b, "--skip", "fwd/logits", "--skip", "no/such/*")
+    assert status == 0 and "matching no array of the reference: no/such/*" in out
