@@ -236,3 +236,24 @@ def test_denominator_modes_allow_no_epsilon():
     c = NTMConfig(input_size=2, output_size=2, cosine_epsilon_mode="denominator", cosine_epsilon=0.0,
                   sharpen_epsilon_mode="denominator", sharpen_epsilon=0.0)
     assert c.cosine_epsilon == 0.0 and c.sharpen_epsilon == 0.0
+
+
+def test_initial_state_fields_do_what_they_say():
+    """learned_constant starts the learned memory at memory_init_value; fixed zeros weightings are zero;
+    without a learned controller state the LSTM starts from zeros and has no h0 / c0 parameters."""
+    from ntm_ref.model import NTM
+    base = dict(input_size=2, output_size=2, memory_slots=6, memory_width=3, controller_size=4)
+    model = NTM(NTMConfig(**base, memory_init="learned_constant", memory_init_value=0.3), seed=0)
+    assert np.all(model.params["memory0"] == 0.3)
+    np.testing.assert_array_equal(model.initial_state(2).memory, np.full((2, 6, 3), 0.3))
+    model = NTM(NTMConfig(**base, learn_initial_weights=False, fixed_initial_weights="zeros", write_heads=2), seed=0)
+    state = model.initial_state(2)
+    assert np.all(state.w_read == 0) and np.all(state.w_write == 0) and "w0.read" not in model.params
+    one_hot = NTM(NTMConfig(**base, learn_initial_weights=False), seed=0).initial_state(1).w_read
+    np.testing.assert_array_equal(one_hot[0, 0], np.eye(6)[0])
+    model = NTM(NTMConfig(**{**base, "controller_size": (4, 3)}, controller="lstm",
+                          learn_initial_controller_state=False), seed=0)
+    assert not any(k.endswith((".h0", ".c0")) for k in model.params)
+    state = model.initial_state(2)
+    assert [h.shape for h in state.controller.h] == [(2, 4), (2, 3)]
+    assert all(np.all(a == 0) for a in state.controller.h + state.controller.c)
