@@ -242,7 +242,7 @@ def trace_command(args):
 
 
 def compare_command(args):
-    from ntm_ref.compare import compare_traces, format_table, to_json
+    from ntm_ref.compare import compare_traces, format_by_step, format_table, to_json
     from ntm_ref.trace import TraceError, load_trace
     try:
         ref, other = load_trace(args.reference), load_trace(args.other)
@@ -254,6 +254,8 @@ def compare_command(args):
         raise UserError(str(err)) from None
     print(to_json(cmp, only_failures=args.failures_only) if args.json
           else format_table(cmp, only_failures=args.failures_only))
+    if args.by_step and not args.json:
+        print(format_by_step(cmp, args.by_step))
     return 0 if cmp.agrees else 1
 
 
@@ -390,6 +392,9 @@ def build_parser():
                    help="arrays not to compare, shell-style patterns matched against the whole name, where * "
                         "also matches '/' (e.g. 'fwd/*.raw'; 'grad/*' includes grad/input/x); repeatable")
     p.add_argument("--failures-only", action="store_true", help="list only the arrays that differ")
+    p.add_argument("--by-step", action="append", metavar="PATTERN",
+                   help="also print the error at every time step of the arrays matching PATTERN (e.g. "
+                        "'fwd/memory'): how an error or float32 drift grows along the sequence; repeatable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=compare_command)
 

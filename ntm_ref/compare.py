@@ -37,6 +37,7 @@ class ArrayResult(NamedTuple):
     first_step: Optional[int]     # first time step with an entry outside (arrays with a time axis)
     first_index: Optional[tuple]  # full index of the first such entry (in step, then C order)
     operation: str
+    per_step: Optional[tuple] = None   # arrays with a time axis: ((max abs, max rel, bad), ...) per step
 
     @property
     def agrees(self):
@@ -105,10 +106,15 @@ def _compare_array(name, r, o, rtol, atol):
     max_abs = float("nan") if nan else (float(diff.max()) if diff.size else 0.0)
     max_rel = float("nan") if nan else (float((diff / (np.abs(r64) + atol)).max()) if diff.size else 0.0)
     bad = int((~ok).sum())
-    first_step = first_index = None
+    first_step = first_index = per_step = None
+    timed = (name.startswith("fwd/") or name in ("input/x", "input/y", "input/mask", "grad/input/x")) and r.ndim >= 2
+    if timed:
+        axes = tuple(a for a in range(r.ndim) if a != 1)
+        rel = diff / (np.abs(r64) + atol)
+        per_step = tuple((float(d), float(q), int(b)) for d, q, b in
+                         zip(diff.max(axis=axes), rel.max(axis=axes), (~ok).sum(axis=axes)))
     if bad:
-        timed = name.startswith("fwd/") or name in ("input/x", "input/y", "input/mask", "grad/input/x")
-        if timed and r.ndim >= 2:
+        if timed:
             moved = np.moveaxis(~ok, 1, 0)                    # time first, then batch, then the rest
             flat = int(np.argmax(moved.reshape(-1)))
             idx = np.unravel_index(flat, moved.shape)
@@ -116,7 +122,8 @@ def _compare_array(name, r, o, rtol, atol):
             first_index = (int(idx[1]), int(idx[0])) + tuple(int(i) for i in idx[2:])
         else:
             first_index = tuple(int(i) for i in np.unravel_index(int(np.argmax(~ok)), ok.shape))
-    return ArrayResult(name, tuple(r.shape), max_abs, max_rel, bad, first_step, first_index, operation_of(name))
+    return ArrayResult(name, tuple(r.shape), max_abs, max_rel, bad, first_step, first_index, operation_of(name),
+                       per_step)
 
 
 def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENCE", other_name="OTHER"):
@@ -214,6 +221,20 @@ def format_table(cmp: Comparison, only_failures=False):
     return "\n".join(lines)
 
 
+def format_by_step(cmp: Comparison, patterns):
+    """For arrays with a time axis whose names match the glob patterns: the error at every step (how an
+    error grows along the sequence, e.g. float32 drift)."""
+    lines = []
+    for r in cmp.rows:
+        if r.per_step is None or not any(fnmatch.fnmatchcase(r.name, p) for p in patterns):
+            continue
+        lines += ["", f"{r.name} {r.shape}, by step:", f"  {'step':>5s} {'max abs err':>11s} {'max rel err':>11s} {'bad':>6s}"]
+        lines += [f"  {t:5d} {a:11.2e} {q:11.2e} {b:6d}" for t, (a, q, b) in enumerate(r.per_step)]
+    if not lines:
+        lines = ["", f"--by-step {' '.join(patterns)}: no compared array with a time axis matches"]
+    return "\n".join(lines)
+
+
 def _number(v):
     """A float for JSON: None for NaN (an entry NaN on one side only), which JSON cannot hold."""
     return None if v != v else v
@@ -230,6 +251,9 @@ def to_json(cmp: Comparison, only_failures=False):
         "arrays": [{"name": r.name, "shape": list(r.shape), "max_abs": _number(r.max_abs), "max_rel": _number(r.max_rel),
                     "bad": r.bad, "first_step": r.first_step,
                     "first_index": None if r.first_index is None else list(r.first_index),
-                    "operation": r.operation, "agree": r.agrees} for r in rows],
+                    "operation": r.operation, "agree": r.agrees,
+                    "per_step": None if r.per_step is None else [
+                        {"max_abs": _number(a), "max_rel": _number(q), "bad": b} for a, q, b in r.per_step]}
+                   for r in rows],
         "compared": len(cmp.rows),
     }, indent=1)

@@ -352,3 +352,20 @@ def test_compare_nan_json_and_skip_edge_cases(tmp_path, capsys):
     assert status == 2 and json.loads(out)["error"].startswith("nothing to compare")
     status, out, _ = run_cli(capsys, "compare", a, b, "--skip", "fwd/logits", "--skip", "no/such/*")
     assert status == 0 and "matching no array of the reference: no/such/*" in out
+
+
+def test_compare_by_step(tmp_path, capsys):
+    ref = preset_trace("tiny-ff")
+    other = dict(ref, **{"fwd/memory": ref["fwd/memory"].copy()})
+    other["fwd/memory"][:, 3:] *= 1 + 1e-6                   # wrong from step 3 on
+    a, b = write(tmp_path, "ref.npz", ref), write(tmp_path, "b.npz", other)
+    status, out, _ = run_cli(capsys, "compare", a, b, "--by-step", "fwd/mem*")
+    rows = [line.split() for line in out.split("fwd/memory (2, 5, 8, 5), by step:")[1].strip().splitlines()[1:]]
+    assert status == 1 and [int(r[0]) for r in rows] == [0, 1, 2, 3, 4]
+    assert [int(r[3]) > 0 for r in rows] == [False, False, False, True, True]
+    status, out, _ = run_cli(capsys, "compare", a, b, "--json")
+    per_step = {r["name"]: r["per_step"] for r in json.loads(out)["arrays"]}
+    assert [s["bad"] > 0 for s in per_step["fwd/memory"]] == [False, False, False, True, True]
+    assert per_step["param/out.W"] is None
+    status, out, _ = run_cli(capsys, "compare", a, b, "--by-step", "param/*")
+    assert "no compared array with a time axis matches" in out
