@@ -62,7 +62,7 @@ def _norm(u, eps, mode):
 
     smooth_norm: sqrt(|u|^2 + eps), slope 1 / norm;  clamp_norms: max(|u|, eps), slope 1 / |u| where
     |u| > eps else 0;  denominator: |u|, slope 1 / |u| where |u| > 0 else 0 (the subgradient 0 at u = 0,
-    as PyTorch's and TensorFlow's norm gradients).  u (..., M) -> (norm (...), slope (...)).
+    as PyTorch's norm gradient; TensorFlow's tf.norm gives NaN there).  u (..., M) -> (norm (...), slope (...)).
     """
     sq = np.einsum("...m,...m->...", u, u)
     if mode in ("smooth_norm", "smooth_norm_denominator"):

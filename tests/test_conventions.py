@@ -144,7 +144,7 @@ def test_cosine_modes_differ_where_they_should():
 
 @pytest.mark.parametrize("mode", ["denominator", "clamp_norms"])
 def test_cosine_gradient_is_finite_at_a_zero_key(mode):
-    """|u| has no derivative at u = 0; like PyTorch and TensorFlow we use the subgradient 0 there."""
+    """|u| has no derivative at u = 0; like PyTorch (TensorFlow gives NaN) we use the subgradient 0 there."""
     rng = np.random.default_rng(0)
     memory, key = rng.normal(size=(1, 4, 3)), np.zeros((1, 1, 3))
     K, cache = A.cosine_similarity_forward(memory, key, 1e-8, mode)
