@@ -33,3 +33,33 @@ def test_conventions_config_blocks_build_and_run(block):
     y = (rng.random((2, 4, small.output_size)) > 0.5).astype(float)
     result = model.run(x, y)
     assert np.isfinite(result.loss) and all(np.all(np.isfinite(g)) for g in result.grads.values())
+
+
+def derivation_quotes():
+    """Every `code` (:N) or (:N-M) quote of docs/derivations.md, with the file its section is about."""
+    root = os.path.join(DOCS, "..", "ntm_ref")
+    current, quotes = None, []
+    for n, line in enumerate(open(os.path.join(DOCS, "derivations.md"), encoding="utf-8"), 1):
+        section = re.match(r"## (\d+)\.", line)
+        if section:
+            number = int(section.group(1))
+            current = "activations.py" if number == 1 else "memory.py" if number >= 8 else "addressing.py"
+        elif line.startswith("## Summary"):
+            current = "addressing.py"
+        if current is None:
+            continue
+        for m in re.finditer(r"`([^`]+)`\s*\(:(\d+)(?:-(\d+))?\)", line):
+            quotes.append((n, os.path.join(root, current), m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))))
+    return quotes
+
+
+def test_derivations_quote_the_code_at_the_lines_they_name():
+    """docs/derivations.md matches each formula to a quoted code line: the quote must still be there."""
+    quotes = derivation_quotes()
+    assert len(quotes) > 80
+    stale = []
+    for n, path, quote, first, last in quotes:
+        lines = open(path, encoding="utf-8").read().split("\n")[first - 1:last]
+        if quote not in "\n".join(lines):
+            stale.append(f"derivations.md:{n}: {os.path.basename(path)}:{first}-{last} no longer holds {quote!r}")
+    assert not stale, "\n".join(stale)
