@@ -204,7 +204,8 @@ def _chosen_params(args, config):
     """Parameters and buffers from --params (names as docs/trace-format.md, with or without the 'param/'
     prefix; a trace works too), else the preset's (random_params / init_params of --seed)."""
     from ntm_ref.model import init_buffers, init_params
-    from ntm_ref.trace import PRESETS, random_params
+    from ntm_ref.trace import PRESETS, params_of, random_params
+    from ntm_ref.compare import META as TRACE_META
     if args.params and args.checkpoint:
         raise UserError("give --params or --checkpoint, not both (a checkpoint holds its parameters)")
     if args.checkpoint:
@@ -212,12 +213,10 @@ def _chosen_params(args, config):
         return model.params, model.buffers
     if args.params:
         data = _load_npz(args.params, "--params")
-        params = {k[len("param/"):] if k.startswith("param/") else k: v for k, v in data.items()
-                  if not k.startswith(("buffer/", "grad/", "fwd/", "init/", "input/")) and "/" not in
-                  (k[len("param/"):] if k.startswith("param/") else k)
-                  and k not in ("format", "schema_version", "config", "dtype", "producer", "loss")}
-        buffers = {k[len("buffer/"):]: v for k, v in data.items() if k.startswith("buffer/")}
-        return params, buffers or None
+        # parameters are the 'param/' entries (a trace) or the entries with no group prefix (your own file)
+        params = params_of(data)
+        params.update({k: v for k, v in data.items() if "/" not in k and k not in TRACE_META + ("loss",)})
+        return params, params_of(data, "buffer/") or None
     if args.config is None and PRESETS[args.preset].get("task"):
         return init_params(config, args.seed), init_buffers(config, args.seed)
     return random_params(config, args.seed), init_buffers(config, args.seed)

@@ -102,15 +102,15 @@ def _compare_array(name, r, o, rtol, atol):
     both_nan = np.isnan(r64) & np.isnan(o64)
     ok = (diff <= atol + rtol * np.abs(r64)) | both_nan
     diff = np.where(both_nan, 0.0, diff)
+    rel = diff / (np.abs(r64) + atol)
     nan = bool(np.isnan(diff).any())          # a NaN on one side only: reported as nan, never agrees
     max_abs = float("nan") if nan else (float(diff.max()) if diff.size else 0.0)
-    max_rel = float("nan") if nan else (float((diff / (np.abs(r64) + atol)).max()) if diff.size else 0.0)
+    max_rel = float("nan") if nan else (float(rel.max()) if diff.size else 0.0)
     bad = int((~ok).sum())
     first_step = first_index = per_step = None
     timed = (name.startswith("fwd/") or name in ("input/x", "input/y", "input/mask", "grad/input/x")) and r.ndim >= 2
     if timed:
         axes = tuple(a for a in range(r.ndim) if a != 1)
-        rel = diff / (np.abs(r64) + atol)
         per_step = tuple((float(d), float(q), int(b)) for d, q, b in
                          zip(diff.max(axis=axes), rel.max(axis=axes), (~ok).sum(axis=axes)))
     if bad:
@@ -163,7 +163,7 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
     if problems:
         raise TraceError(f"{other_name}: {len(problems)} array(s) unusable: {'; '.join(problems)}")
     dtype = "float32" if "float32" in (_dtype_of(ref, names), _dtype_of(other, names)) else "float64"
-    for label, arrays, name in (("reference", ref, ref_name), ("other", other, other_name)):
+    for arrays, name in ((ref, ref_name), (other, other_name)):
         actual = _dtype_of(arrays, names)
         if "dtype" in arrays and str(arrays["dtype"]) != actual:
             notes.append(f"{name}: its 'dtype' entry says {str(arrays['dtype'])} but its arrays are {actual}; "

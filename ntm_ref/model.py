@@ -19,6 +19,7 @@ ntm_ref.controller; only this module knows about time. ``backward_pass`` is one 
 the stored step caches, carrying the gradients of the memory, the previous weightings, the previous reads
 and the controller state (an NTMState of gradients).
 """
+from functools import lru_cache
 from typing import List, NamedTuple, Optional
 
 import numpy as np
@@ -204,8 +205,14 @@ def _heads_from_controller(h, params, kind, layout, n_heads, clip_value):
     return raw, head_params, lin, clip, heads_cache
 
 
+@lru_cache(maxsize=64)
+def _conventions(config):
+    """The addressing conventions of a config. Cached: asked at every time step; the config is frozen."""
+    return Conventions.of(config)
+
+
 def _address(memory, w_prev, p: HeadParams, config):
-    return address_forward(memory, w_prev, p.key, p.beta, p.g, p.s, p.gamma, Conventions.of(config))
+    return address_forward(memory, w_prev, p.key, p.beta, p.g, p.s, p.gamma, _conventions(config))
 
 
 def step_forward(params, config, x_t, state):

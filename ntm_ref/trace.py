@@ -24,7 +24,7 @@ from ntm_ref.config import NTMConfig
 from ntm_ref.heads import HeadParams
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.model import backward_pass, forward_pass, init_buffers, init_params, initial_state, \
-    initial_state_backward
+    initial_state_backward, trace_from_caches
 
 FORMAT = "ntm_ref.trace"
 SCHEMA_VERSION = 1
@@ -142,28 +142,17 @@ def make_trace(config: NTMConfig, params, x, y=None, mask=None, buffers=None, dt
 
 
 def _forward_arrays(caches, logits):
-    """Stack every step's values over time (axis 1): the 'fwd/' arrays of the schema."""
-    stack = lambda values: np.stack(values, axis=1)           # noqa: E731
+    """Every step's values stacked over time (axis 1), the 'fwd/' arrays of the schema: the model's own
+    trace_from_caches, plus the LSTM state of every layer."""
     out = {}
     for l in range(len(caches[0].state.controller.h)):
-        out[f"fwd/ctrl.h.{l}"] = stack([c.state.controller.h[l] for c in caches])
-        out[f"fwd/ctrl.c.{l}"] = stack([c.state.controller.c[l] for c in caches])
-    out["fwd/controller_output"] = stack([c.controller_output for c in caches])
-    for kind in ("read", "write"):
-        out[f"fwd/{kind}.raw"] = stack([getattr(c, f"{kind}_raw") for c in caches])
-        for field in HeadParams._fields:
-            values = [getattr(getattr(c, f"{kind}_params"), field) for c in caches]
-            if values[0] is not None:
-                out[f"fwd/{kind}.{field}"] = stack(values)
-        for stage in HEAD_STAGES:
-            out[f"fwd/{kind}.{stage}"] = stack([getattr(getattr(c, f"{kind}_address"), stage) for c in caches])
-    out["fwd/reads"] = stack([c.state.reads for c in caches])
-    out["fwd/memory"] = stack([c.state.memory for c in caches])
-    out["fwd/logits"] = logits
+        out[f"fwd/ctrl.h.{l}"] = np.stack([c.state.controller.h[l] for c in caches], axis=1)
+        out[f"fwd/ctrl.c.{l}"] = np.stack([c.state.controller.c[l] for c in caches], axis=1)
+    out.update({f"fwd/{k}": v for k, v in trace_from_caches(caches, logits).items()})
     return out
 
 
-def forward_order(config: NTMConfig, n_layers_lstm=None):
+def forward_order(config: NTMConfig):
     """The 'fwd/' names of one step in the order the step computes them (for the config's step order)."""
     names = []
     if config.controller == "lstm":
@@ -191,21 +180,20 @@ def operation_of(name):
     return OPERATIONS.get(leaf, "")
 
 
-def model_trace(model, x, y=None, mask=None, dtype="float64"):
-    """The trace of an ntm_ref.model.NTM (its config, params and buffers) on x, y, mask."""
-    return make_trace(model.config, model.params, x, y, mask, model.buffers, dtype)
-
-
-def random_params(config, seed):
-    """Parameters at a generic point: init_params, then biases, initial-state parameters and LSTM initial
-    states drawn N(0, 0.5) instead of their zero starting values, so no value sits on a symmetry or kink
-    and a wiring mistake anywhere shows in the numbers."""
-    params = init_params(config, seed)
+def randomise_biases(params, seed):
+    """Move parameters (a dict, changed in place) to a generic point: biases, and LSTM initial states, drawn
+    N(0, 0.5) from seed + 100 instead of their zero starting values, so no value sits on a symmetry or kink
+    and a wiring mistake anywhere shows in the numbers.  -> params."""
     rng = np.random.default_rng(seed + 100)
     for key, value in params.items():
         if key.endswith((".b", ".h0", ".c0")):
             value[:] = rng.normal(0.0, 0.5, size=value.shape)
     return params
+
+
+def random_params(config, seed):
+    """init_params(config, seed) at a generic point (randomise_biases)."""
+    return randomise_biases(init_params(config, seed), seed)
 
 
 # ---------------------------------------------------------------------------------------------------

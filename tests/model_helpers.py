@@ -2,6 +2,7 @@
 with sequences of different lengths, and a model at a generic point."""
 import numpy as np
 
+from ntm_ref import trace
 from ntm_ref.model import NTM
 
 TINY = dict(input_size=3, output_size=2, memory_slots=6, memory_width=3, controller_size=5)
@@ -19,12 +20,10 @@ def make_batch(config, B=2, T=6, seed=1):
 
 
 def randomise_biases(model, seed):
-    """Move a model to a generic point: biases and initial LSTM states drawn at random rather than the
-    zeros they start at, so that no unit sits exactly on a kink (relu at 0) and no symmetry hides an error."""
-    rng = np.random.default_rng(seed + 100)
-    for key, value in model.params.items():
-        if key.endswith((".b", ".h0", ".c0")):
-            value[:] = rng.normal(0.0, 0.5, size=value.shape)
+    """Move a model to a generic point (ntm_ref.trace.randomise_biases on its params): biases and initial
+    LSTM states drawn at random rather than the zeros they start at, so that no unit sits exactly on a kink
+    (relu at 0) and no symmetry hides an error."""
+    trace.randomise_biases(model.params, seed)
     return model
 
 

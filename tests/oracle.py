@@ -6,7 +6,8 @@ import math
 import numpy as np
 
 
-def cosine(memory, key, eps):
+def cosine(memory, key, eps, mode="smooth_norm"):
+    """Eq 6 with its epsilon placed as ``mode`` says (NTMConfig.cosine_epsilon_mode)."""
     B, N, M = memory.shape
     H = key.shape[1]
     K = np.zeros((B, H, N))
@@ -16,7 +17,14 @@ def cosine(memory, key, eps):
             for i in range(N):
                 mm = sum(memory[b, i, m] ** 2 for m in range(M))
                 dot = sum(key[b, h, m] * memory[b, i, m] for m in range(M))
-                K[b, h, i] = dot / (math.sqrt(kk + eps) * math.sqrt(mm + eps))
+                if mode == "smooth_norm":
+                    K[b, h, i] = dot / (math.sqrt(kk + eps) * math.sqrt(mm + eps))
+                elif mode == "denominator":
+                    K[b, h, i] = dot / (math.sqrt(kk) * math.sqrt(mm) + eps)
+                elif mode == "clamp_norms":
+                    K[b, h, i] = dot / (max(math.sqrt(kk), eps) * max(math.sqrt(mm), eps))
+                else:   # smooth_norm_denominator
+                    K[b, h, i] = dot / (math.sqrt(kk + eps) * math.sqrt(mm + eps) + eps)
     return K
 
 
