@@ -14,6 +14,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],   # matplotlib: the plot tests
         "plot": ["matplotlib>=3.7"],
+        "torch": ["torch==2.13.0"],     # ntm-ref import pytorch-ntm; the PyTorch cross-checks of the tests
     },
     entry_points={"console_scripts": ["ntm-ref=ntm_ref.cli:main"]},
     license="MIT",

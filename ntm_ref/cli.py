@@ -8,6 +8,7 @@
     ntm-ref trace --preset tiny-ff      every value the reference computes, as one .npz (docs/trace-format.md)
     ntm-ref compare REF.npz OTHER.npz   where two traces part, array by array and step by step (docs/validate.md)
     ntm-ref gradcheck --preset tiny-ff  the whole-model finite-difference check on a chosen configuration
+    ntm-ref import pytorch-ntm FILE     another implementation's trained model as config.json + params.npz
 
 Errors a user can cause (a bad option, a bad checkpoint or trace) print one line and exit with status 2;
 ``compare`` exits 1 when the traces differ and ``gradcheck`` when a gradient is wrong.
@@ -108,7 +109,7 @@ def train_command(args):
 
 def eval_command(args):
     from ntm_ref.evaluate import evaluate_checkpoint
-    print(evaluate_checkpoint(args.checkpoint, n=args.sequences, seed=args.seed))
+    print(evaluate_checkpoint(args.checkpoint, n=args.sequences, seed=args.seed, task=args.task))
     return 0
 
 
@@ -216,7 +217,7 @@ def _chosen_params(args, config):
         # parameters are the 'param/' entries (a trace) or the entries with no group prefix (your own file)
         params = params_of(data)
         params.update({k: v for k, v in data.items() if "/" not in k and k not in TRACE_META + ("loss",)})
-        return params, params_of(data, "buffer/") or None
+        return params, params_of(data, "buffer/")     # what the file holds, nothing filled in
     if args.config is None and PRESETS[args.preset].get("task"):
         return init_params(config, args.seed), init_buffers(config, args.seed)
     return random_params(config, args.seed), init_buffers(config, args.seed)
@@ -246,7 +247,7 @@ def compare_command(args):
     try:
         ref, other = load_trace(args.reference), load_trace(args.other)
         cmp = compare_traces(ref, other, rtol=args.rtol, atol=args.atol, skip=args.skip or (),
-                             ref_name=args.reference, other_name=args.other)
+                             ref_name=args.reference, other_name=args.other, only=args.only or ())
     except (TraceError, ValueError) as err:
         if args.json:                      # machines get JSON on stdout too, with the same exit status
             print(json.dumps({"agree": None, "error": str(err)}))
@@ -266,11 +267,7 @@ def gradcheck_command(args):
     x, y, mask = _chosen_inputs(args, config)
     if y is None:
         raise UserError(f"--inputs {args.inputs}: needs targets 'y' (B, T, output_size) for a loss")
-    from ntm_ref.trace import check_params
-    check_params(config, params, buffers)
-    model = NTM(config, engine="reference")
-    model.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
-    model.buffers = {k: np.array(v, dtype=np.float64) for k, v in (buffers or model.buffers).items()}
+    model = NTM.from_arrays(config, params, buffers, engine="reference")
     x = np.array(x, dtype=np.float64)
     result = model.run(x, y, mask)
 
@@ -289,6 +286,45 @@ def gradcheck_command(args):
                         rtol=args.rtol, seed=args.seed)
     print(report)
     return 0 if report.ok else 1
+
+
+def import_command(args):
+    """Another implementation's trained model -> DIR/config.json and DIR/params.npz (param/..., buffer/...)."""
+    from ntm_ref.interop import find_revision, load_pytorch_ntm
+    out = args.out
+    if not out:
+        raise UserError("--out: give a folder for config.json and params.npz")
+    targets = [os.path.join(out, "config.json"), os.path.join(out, "params.npz")]
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out}: exists and is not a folder")
+    existing = [p for p in targets if os.path.exists(p)]
+    if existing and not args.force:
+        raise UserError(f"--out {out}: already holds {', '.join(os.path.basename(p) for p in existing)}; "
+                        f"--force replaces them")
+    model = load_pytorch_ntm(args.file, revision=args.revision)
+    rev = find_revision(args.revision)
+    os.makedirs(out, exist_ok=True)
+    arrays = {f"param/{k}": v for k, v in model.params.items()}
+    arrays.update({f"buffer/{k}": v for k, v in model.buffers.items()})
+    tmp = os.path.join(out, ".params.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        with open(os.path.join(out, ".config.tmp.json"), "w", encoding="utf-8") as f:
+            json.dump(model.config.to_dict(), f, indent=1, sort_keys=True)
+        os.replace(tmp, targets[1])
+        os.replace(os.path.join(out, ".config.tmp.json"), targets[0])
+    finally:
+        for leftover in (tmp, os.path.join(out, ".config.tmp.json")):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    c = model.config
+    n = sum(v.size for v in model.params.values())
+    print(f"imported {args.file}: pytorch-ntm {rev.commit[:7]} ({rev.date}), LSTM {c.controller_size}, "
+          f"N={c.memory_slots} M={c.memory_width}, inputs {c.input_size}, outputs {c.output_size}, "
+          f"{n:,} parameters (the LSTM's two biases summed into one)")
+    print(f"wrote {targets[0]} and {targets[1]}; next: ntm-ref trace --config {targets[0]} --params "
+          f"{targets[1]} --inputs YOUR_INPUTS.npz --out ref.npz")
+    return 0
 
 
 class UserError(Exception):
@@ -336,7 +372,10 @@ def build_parser():
     p.set_defaults(func=train_command)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the validation and generalisation sets")
-    p.add_argument("checkpoint", help="a checkpoint file (DIR/checkpoint.npz)")
+    p.add_argument("checkpoint", help="a checkpoint file (DIR/checkpoint.npz), a run folder, or a folder of "
+                                      "ntm-ref import (config.json and params.npz; give --task)")
+    p.add_argument("--task", choices=sorted(TASKS), help="the task of an imported model (a checkpoint knows "
+                                                         "its own)")
     p.add_argument("--sequences", type=int, default=64, help="sequences per generalisation set (default 64)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the generalisation sets (default 1234)")
     p.set_defaults(func=eval_command)
@@ -377,6 +416,20 @@ def build_parser():
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=trace_command)
 
+    p = sub.add_parser("import", help="another implementation's trained model as config.json and params.npz",
+                       description="Read a trained model of another NTM implementation and write DIR/config.json "
+                                   "and DIR/params.npz, which trace, gradcheck, eval and NTM.from_arrays take "
+                                   "(docs/validate.md, 'I have a pytorch-ntm checkpoint'). Needs torch: "
+                                   'pip install ".[torch]".')
+    p.add_argument("implementation", choices=["pytorch-ntm"], help="whose model (loudinthecloud/pytorch-ntm)")
+    p.add_argument("file", help="the model file, as torch.save(net.state_dict(), FILE) wrote it")
+    p.add_argument("--revision", metavar="COMMIT",
+                   help="the pytorch-ntm commit the model was trained with, at least 7 characters (the file "
+                        "cannot tell): 0682553, d8fedf6, 64f1d58, 7ae872d, d7b3840 or 3c64937 (docs/conventions.md)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for config.json and params.npz")
+    p.add_argument("--force", action="store_true", help="replace config.json and params.npz in DIR")
+    p.set_defaults(func=import_command)
+
     p = sub.add_parser("compare", help="compare two traces; exit 0 agree, 1 differ, 2 unusable input",
                        description="Compare OTHER against REFERENCE array by array and step by step; the "
                                    "first divergence names the operation to look at (docs/validate.md).",
@@ -390,6 +443,9 @@ def build_parser():
     p.add_argument("--skip", action="append", metavar="PATTERN",
                    help="arrays not to compare, shell-style patterns matched against the whole name, where * "
                         "also matches '/' (e.g. 'fwd/*.raw'; 'grad/*' includes grad/input/x); repeatable")
+    p.add_argument("--only", action="append", metavar="PATTERN",
+                   help="compare only the arrays matching PATTERN (same patterns as --skip), e.g. 'fwd/logits' "
+                        "and 'fwd/*.w' from a model whose other values you cannot reach; repeatable")
     p.add_argument("--failures-only", action="store_true", help="list only the arrays that differ")
     p.add_argument("--by-step", action="append", metavar="PATTERN",
                    help="also print the error at every time step of the arrays matching PATTERN (e.g. "
@@ -410,6 +466,7 @@ def build_parser():
 
 def main(argv=None):
     from ntm_ref.checkpoint import CheckpointError
+    from ntm_ref.interop import InteropError
     from ntm_ref.trace import TraceError
     from ntm_ref.train import TrainingStopped
     parser = build_parser()
@@ -421,7 +478,7 @@ def main(argv=None):
     except BrokenPipeError:          # output piped into e.g. `head`, which stopped reading: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UserError, CheckpointError, TraceError, ValueError, OSError) as err:
+    except (UserError, CheckpointError, TraceError, InteropError, ValueError, OSError) as err:
         if os.environ.get("NTM_REF_DEBUG"):
             raise   # NTM_REF_DEBUG=1 shows the traceback
         print(f"ntm-ref {args.command}: error: {err}", file=sys.stderr)

@@ -126,11 +126,13 @@ def _compare_array(name, r, o, rtol, atol):
                        per_step)
 
 
-def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENCE", other_name="OTHER"):
+def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENCE", other_name="OTHER",
+                   only=()):
     """Compare trace dicts (load_trace gives them).  -> Comparison.
 
     skip: glob patterns of arrays not to compare (for example 'fwd/*.raw' when the other implementation
-    lays out its raw head parameters differently). Raises TraceError when the traces cannot be compared:
+    lays out its raw head parameters differently); only: glob patterns of the arrays to compare, none
+    other (for example 'fwd/logits' and 'fwd/*.w' from a model whose internals you cannot reach). Raises TraceError when the traces cannot be compared:
     an array of the reference missing from the other (and not skipped), a shape that differs, or a
     non-numeric array.
     """
@@ -139,16 +141,19 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
     notes = []
     all_names = ordered_names(ref)
     names = [n for n in all_names if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
-    unused = [p for p in skip if not any(fnmatch.fnmatchcase(n, p) for n in all_names)]
-    if unused:
-        notes.append(f"--skip pattern(s) matching no array of the reference: {', '.join(unused)}")
+    if only:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in only)]
+    for option, patterns in (("--skip", skip), ("--only", only)):
+        unused = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in all_names)]
+        if unused:
+            notes.append(f"{option} pattern(s) matching no array of the reference: {', '.join(unused)}")
     if not names:
-        raise TraceError(f"nothing to compare: --skip {' '.join(skip)} leaves none of the reference's "
-                         f"{len(all_names)} arrays")
+        chosen = " ".join([f"--skip {p}" for p in skip] + [f"--only {p}" for p in only])
+        raise TraceError(f"nothing to compare: {chosen} leaves none of the reference's {len(all_names)} arrays")
     missing = [n for n in names if n not in other]
     if missing:
         raise TraceError(f"{other_name}: missing {len(missing)} array(s) the reference has: {', '.join(missing)} "
-                         f"(use --skip PATTERN for arrays you do not produce)")
+                         f"(use --skip PATTERN for arrays you do not produce, or --only PATTERN for those you do)")
     problems = []
     for n in names:
         r, o = ref[n], other[n]
@@ -180,7 +185,10 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
         notes.append(f"{len(extra)} array(s) only in {other_name}, not compared: {', '.join(extra[:5])}"
                      + (" ..." if len(extra) > 5 else ""))
     skipped = [n for n in all_names if n not in names]
-    if skipped:
+    if skipped and only:
+        notes.append(f"{len(names)} of the reference's {len(all_names)} arrays compared (--only"
+                     f"{' and --skip' if skip else ''})")
+    elif skipped:
         notes.append(f"{len(skipped)} array(s) skipped by --skip: {', '.join(skipped)}")
     if "config" in other:
         try:

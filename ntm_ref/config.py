@@ -16,22 +16,37 @@ import numbers
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
-# Activation choices per head parameter: the maps the public implementations use (notes/paper.md).
-#   identity: pytorch-ntm's key and add; clip01: ntm-lasagne's key and add (clipped to [0, 1]);
-#   relu / one_plus_relu / hard_sigmoid: ntm-lasagne's beta, gamma, gate and erase.
+from ntm_ref.activations import ELEMENTWISE, INF, SHIFT_ACTIVATIONS
+
+# Activation choices per head parameter: every activation of ntm_ref.activations whose range fits what
+# the parameter must be (docs/conventions.md says which implementation uses which):
+#   key, add     any real vector                      every elementwise activation
+#   beta         a key strength >= 0                  range in [0, inf)
+#   g            an interpolation gate in [0, 1]      range in [0, 1]
+#   gamma        a sharpening exponent >= 1           range in [1, inf)
+#   erase        an erase vector >= 0                 range in [0, inf) (pytorch-ntm 0682553's relu
+#                                                     erase exceeds 1; the paper's e is in (0, 1))
+#   s            a kernel on the simplex              softmax, or softmax_<name>: softmax(<name>(z))
+FIELD_RANGES = {  # field -> (lowest allowed value, highest allowed value) of the activation's range
+    "key_activation": (-INF, INF), "beta_activation": (0.0, INF), "gate_activation": (0.0, 1.0),
+    "gamma_activation": (1.0, INF), "erase_activation": (0.0, INF), "add_activation": (-INF, INF),
+}
 HEAD_ACTIVATION_CHOICES = {
-    "key_activation": ("tanh", "identity", "clip01"),
-    "beta_activation": ("softplus", "relu", "oneplus"),
-    "gate_activation": ("sigmoid", "hard_sigmoid"),
-    "shift_activation": ("softmax",),
-    "gamma_activation": ("oneplus", "one_plus_relu"),
-    "erase_activation": ("sigmoid", "hard_sigmoid"),
-    "add_activation": ("tanh", "identity", "clip01"),
+    field: tuple(name for name, (_, _, (low, high)) in ELEMENTWISE.items() if low >= lo and high <= hi)
+    for field, (lo, hi) in FIELD_RANGES.items()
+}
+HEAD_ACTIVATION_CHOICES["shift_activation"] = SHIFT_ACTIVATIONS
+ACTIVATION_RULES = {   # the reason a choice is refused, for the error message
+    "key_activation": "any elementwise activation", "add_activation": "any elementwise activation",
+    "beta_activation": "a key strength must be >= 0", "gate_activation": "a gate must lie in [0, 1]",
+    "gamma_activation": "a sharpening exponent must be >= 1", "erase_activation": "an erase vector must be >= 0",
+    "shift_activation": "the shift kernel is a softmax, of the raw values or of an elementwise activation",
 }
 CONTROLLERS = ("feedforward", "lstm")
 CONTROLLER_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 MEMORY_INITS = ("constant", "learned", "learned_constant", "random")
 FIXED_INITIAL_WEIGHTS = ("one_hot", "zeros")
+FIXED_INITIAL_READS = ("zeros", "random")
 STEP_ORDERS = ("read_first", "write_first")
 # Conventions on which public implementations differ (docs/conventions.md says which one each uses).
 SHIFT_CONVENTIONS = ("convolution", "correlation")
@@ -56,6 +71,7 @@ class NTMConfig:
     read_heads: int = 1              # R
     write_heads: int = 1             # W
     shift_range: int = 1             # shifts -1, 0, +1 (the paper's copy figures)
+    # head-parameter activations (HEAD_ACTIVATION_CHOICES lists what each field allows)
     key_activation: str = "tanh"     # Collier
     beta_activation: str = "softplus"
     gate_activation: str = "sigmoid"
@@ -68,7 +84,10 @@ class NTMConfig:
     # "constant" memory is a trainable variable); "random": a fixed random buffer (pytorch-ntm)
     memory_init: str = "constant"    # Collier's best: converges about twice as fast as learned or random
     memory_init_value: float = 1e-6  # Collier's constant
-    learn_initial_reads: bool = True     # Collier: r0 = tanh(learned); else r0 = 0
+    learn_initial_reads: bool = True     # Collier: r0 = tanh(learned); else fixed_initial_reads
+    # r0 without learning: "zeros", or "random", a fixed buffer read0 (R, M) drawn N(0, 0.01^2) and never
+    # learned (pytorch-ntm's read<i>_bias buffers)
+    fixed_initial_reads: str = "zeros"
     learn_initial_weights: bool = True   # Collier: w0 = softmax(learned); else fixed_initial_weights
     fixed_initial_weights: str = "one_hot"   # w0 without learning: one-hot on slot 0, or "zeros" (pytorch-ntm)
     learn_initial_controller_state: bool = True   # LSTM h0, c0 learned; False: zeros (Collier, pytorch-ntm)
@@ -83,6 +102,9 @@ class NTMConfig:
     # + eps in the denominator (DeepMind's DNC). See ntm_ref.addressing.COSINE_EPS.
     cosine_epsilon_mode: str = "smooth_norm"
     cosine_epsilon: float = 1e-6
+    # added to every entry of the memory and of the key before eq 6: pytorch-ntm's
+    # F.cosine_similarity(memory + 1e-16, k + 1e-16); moves an all-zero key (relu keys) off zero
+    cosine_input_offset: float = 0.0
     # eq 9 has no epsilon. "base": (w~ + eps)^gamma / sum (w~ + eps)^gamma, computed in log space;
     # "denominator": w~^gamma / (sum w~^gamma + eps) (pytorch-ntm). See ntm_ref.addressing.SHARPEN_EPS.
     sharpen_epsilon_mode: str = "base"
@@ -107,7 +129,7 @@ class NTMConfig:
         _check_choice("controller", self.controller, CONTROLLERS)
         _check_choice("controller_activation", self.controller_activation, CONTROLLER_ACTIVATIONS)
         for name, choices in HEAD_ACTIVATION_CHOICES.items():
-            _check_choice(name, getattr(self, name), choices)
+            _check_choice(name, getattr(self, name), choices, why=ACTIVATION_RULES[name])
         _check_choice("memory_init", self.memory_init, MEMORY_INITS)
         _check_choice("step_order", self.step_order, STEP_ORDERS)
         _check_choice("shift_convention", self.shift_convention, SHIFT_CONVENTIONS)
@@ -127,9 +149,15 @@ class NTMConfig:
         if self.learn_initial_weights and self.fixed_initial_weights != "one_hot":
             raise ValueError(f"fixed_initial_weights: got {self.fixed_initial_weights!r}, but it applies only "
                              f"with learn_initial_weights=False (learned weightings start from softmax(w0.*))")
+        _check_choice("fixed_initial_reads", self.fixed_initial_reads, FIXED_INITIAL_READS)
+        if self.learn_initial_reads and self.fixed_initial_reads != "zeros":
+            raise ValueError(f"fixed_initial_reads: got {self.fixed_initial_reads!r}, but it applies only with "
+                             f"learn_initial_reads=False (learned reads start from tanh(read0))")
         for name in ("learn_initial_reads", "learn_initial_weights", "learn_initial_controller_state"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: got {getattr(self, name)!r}; must be True or False")
+        if not _is_real(self.cosine_input_offset):
+            raise ValueError(f"cosine_input_offset: got {self.cosine_input_offset!r}; must be a finite number")
         if not _is_real(self.memory_init_value):
             raise ValueError(f"memory_init_value: got {self.memory_init_value!r}; must be a finite number")
         if self.clip_value is not None and not (_is_real(self.clip_value) and self.clip_value > 0):
@@ -194,6 +222,7 @@ def _check_int(name, value, minimum):
         raise ValueError(f"{name}: got {value}; must be an int >= {minimum}")
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name}: got {value!r}; allowed: {', '.join(map(repr, choices))}")
+def _check_choice(name, value, choices, why=None):
+    if not isinstance(value, str) or value not in choices:
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name}: got {value!r}; allowed{reason}: {', '.join(map(repr, choices))}")

@@ -5,12 +5,49 @@ import numpy as np
 from ntm_ref.train import evaluate, load_model
 
 
-def evaluate_checkpoint(path, n=64, seed=1234):
+def load_for_eval(path, task=None):
+    """(model, settings, meta) of a checkpoint file, a run folder (its checkpoint.npz) or a folder of
+    ntm-ref import (config.json, params.npz: task names its task)."""
+    import json
+    import os
+    from ntm_ref.checkpoint import CheckpointError
+    from ntm_ref.config import NTMConfig
+    from ntm_ref.model import NTM
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "checkpoint.npz")):
+            path = os.path.join(path, "checkpoint.npz")
+        elif os.path.isfile(os.path.join(path, "config.json")) and os.path.isfile(os.path.join(path, "params.npz")):
+            if task is None:
+                raise CheckpointError(f"{path}: an imported model does not know its task: give --task")
+            try:
+                with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+                    config = NTMConfig.from_dict(json.load(f))
+                with np.load(os.path.join(path, "params.npz"), allow_pickle=False) as data:
+                    arrays = {k: data[k] for k in data.files}
+                strip = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}  # noqa: E731
+                model = NTM.from_arrays(config, strip("param/"), strip("buffer/"))
+            except (ValueError, TypeError, OSError) as err:
+                raise CheckpointError(f"{path}: not a usable import folder: {err}") from None
+            return model, {"task": task, "model": "ntm"}, {"step": 0, "sequences": 0, "imported": True}
+        else:
+            raise CheckpointError(f"{path}: a folder with neither checkpoint.npz nor config.json and params.npz")
+    model, settings, meta = load_model(path)
+    if task is not None and task != settings["task"]:
+        raise CheckpointError(f"{path}: trained on {settings['task']}, not {task}; leave out --task")
+    return model, settings, meta
+
+
+def evaluate_checkpoint(path, n=64, seed=1234, task=None):
     """-> the table as text. n sequences per generalisation set (the validation set is the task's fixed
     one). For N-grams the Bayes-optimal cost of the same sequences stands beside the model's."""
     from tasks import make_task
-    model, settings, meta = load_model(path)
+    model, settings, meta = load_for_eval(path, task)
     task = make_task(settings["task"], **settings.get("task_options", {}))
+    if model.config.input_size != task.input_size or model.config.output_size != task.output_size:
+        from ntm_ref.checkpoint import CheckpointError
+        raise CheckpointError(f"{path}: the model has {model.config.input_size} inputs and "
+                              f"{model.config.output_size} outputs; {settings['task']} needs {task.input_size} "
+                              f"and {task.output_size}")
     rows = [("validation", *task.validation_set(settings.get("val_size")))]
     for name in task.generalisation_sets():
         rows.append((name, *task.generalisation_set(name, n=n, seed=seed)))
@@ -18,8 +55,9 @@ def evaluate_checkpoint(path, n=64, seed=1234):
     header = f"{'set':<22} {'sequences':>9} {'steps':>6} {'cost (bits/seq)':>16} {'bit errors/seq':>15}"
     if bayes:
         header += f" {'Bayes-optimal cost':>19}"
-    lines = [f"{path}: {settings['model']} on {settings['task']}, step {meta['step']:,}, "
-             f"{meta['sequences']:,} sequences", header, "-" * len(header)]
+    title = (f"{path}: imported model on {settings['task']}" if meta.get("imported") else
+             f"{path}: {settings['model']} on {settings['task']}, step {meta['step']:,}, {meta['sequences']:,} sequences")
+    lines = [title, header, "-" * len(header)]
     for name, x, y, mask in rows:
         cost, errors = evaluate(model, x, y, mask)
         line = f"{name:<22} {x.shape[0]:>9} {x.shape[1]:>6} {cost:>16.3f} {errors:>15.3f}"

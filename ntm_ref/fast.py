@@ -25,7 +25,7 @@ What makes it fast (measured on the 2-core machines, see benchmarks/throughput.p
     than one thread on these machines, so off by default (see N_THREADS).
 
 Public API: ``supports(config)`` and ``run(params, config, buffers, x, y=None, mask=None, state=None)``
-returning an ntm_ref.model.RunResult with ``caches=None``.
+returning an ntm_ref.state.RunResult with ``caches=None``.
 """
 import concurrent.futures
 import os
@@ -35,11 +35,12 @@ from typing import List, NamedTuple, Optional
 import numpy as np
 from scipy.special import expit
 
+from ntm_ref.activations import ACTIVATIONS, backward_from_values
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.heads import WRITE_FIELDS, head_layout
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
-from ntm_ref.model import NTMState, RunResult, initial_state, initial_state_backward
+from ntm_ref.state import NTMState, RunResult, initial_state, initial_state_backward
 
 # The batch can be split over two Python threads (threads=2, or FAST_NTM_THREADS=2 in the environment),
 # from THREAD_MIN_BATCH sequences on. Off by default: measured on a quiet 2-core machine (benchmarks/
@@ -51,61 +52,25 @@ N_THREADS = max(1, min(2, int(os.environ.get("FAST_NTM_THREADS", "1"))))
 
 def supports(config) -> bool:
     """True for NTMConfigs with the default epsilon modes (cosine "smooth_norm", sharpening "base", any
-    epsilon values): both controllers with any layers, any numbers of read and write heads, both step
-    orders, both shift conventions, every activation, every memory init, clipping on or off. The other
-    epsilon modes run on the reference engine (NTM.run chooses it)."""
+    epsilon values) and no cosine_input_offset: both controllers with any layers, any numbers of read and
+    write heads, both step orders, both shift conventions, every activation, every memory init, clipping
+    on or off. The others run on the reference engine (NTM.run chooses it)."""
     return (isinstance(config, NTMConfig) and config.cosine_epsilon_mode == "smooth_norm"
-            and config.sharpen_epsilon_mode == "base")
+            and config.sharpen_epsilon_mode == "base" and config.cosine_input_offset == 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------
-# elementwise activations, as in ntm_ref.activations, written into preallocated outputs
+# activations: the table of ntm_ref.activations, one call per field for all heads
 # ---------------------------------------------------------------------------------------------------
 
 def _act_forward(name, x, out):
-    """out = act(x) for the elementwise activations of ntm_ref.activations.  x, out: same shape."""
-    if name == "tanh":
-        np.tanh(x, out=out)
-    elif name == "sigmoid":
-        expit(x, out=out)
-    elif name == "identity":
-        out[...] = x
-    elif name == "clip01":
-        np.clip(x, 0.0, 1.0, out=out)
-    elif name == "softplus":
-        np.logaddexp(0.0, x, out=out)
-    elif name == "oneplus":
-        np.logaddexp(0.0, x, out=out)
-        out += 1.0
-    elif name == "relu":
-        np.maximum(x, 0.0, out=out)
-    elif name == "one_plus_relu":
-        np.maximum(x, 0.0, out=out)
-        out += 1.0
-    elif name == "hard_sigmoid":
-        np.clip(0.2 * x + 0.5, 0.0, 1.0, out=out)
-    else:
-        raise ValueError(f"unknown activation {name!r}")
+    """out = act(x) for any activation of ntm_ref.activations.ACTIVATIONS.  x, out: same shape."""
+    out[...] = ACTIVATIONS[name][0](x)[0]
 
 
 def _act_backward(name, dy, x, y, out):
-    """out = dL/dx = dy * act'(x), from the activation's input x and output y (ntm_ref.activations)."""
-    if name == "tanh":
-        np.multiply(dy, 1.0 - y ** 2, out=out)
-    elif name == "sigmoid":
-        np.multiply(dy * y, 1.0 - y, out=out)
-    elif name == "identity":
-        out[...] = dy
-    elif name == "clip01":
-        np.multiply(dy, (x > 0.0) & (x < 1.0), out=out)
-    elif name in ("softplus", "oneplus"):
-        np.multiply(dy, expit(x), out=out)
-    elif name in ("relu", "one_plus_relu"):
-        np.multiply(dy, x > 0.0, out=out)
-    elif name == "hard_sigmoid":
-        np.multiply(dy, 0.2 * (np.abs(x) < 2.5), out=out)
-    else:
-        raise ValueError(f"unknown activation {name!r}")
+    """out = dL/dx from the activation's input x and output y (activations.backward_from_values)."""
+    out[...] = backward_from_values(name, dy, x, y)
 
 
 def _softmax_last(x, out):
@@ -325,8 +290,8 @@ def _heads_forward(wts, config, layout, tape, t, h):
     act = tape.act[t]
     B, S = raw.shape[0], config.shift_width
     for field, sl in layout.fields.items():
-        if field == "s":
-            _softmax_last(raw[:, sl].reshape(B, -1, S), act[:, sl].reshape(B, -1, S))
+        if field == "s":                      # a softmax along each head's S entries
+            _act_forward(layout.acts[field], raw[:, sl].reshape(B, -1, S), act[:, sl].reshape(B, -1, S))
         else:
             _act_forward(layout.acts[field], raw[:, sl], act[:, sl])
 
@@ -571,9 +536,9 @@ def _heads_backward(wts, config, layout, tape, t, dact, draw):
     raw, act = tape.raw[t], tape.act[t]
     B, S = raw.shape[0], config.shift_width
     for field, sl in layout.fields.items():
-        if field == "s":
-            y, dy = act[:, sl].reshape(B, -1, S), dact[:, sl].reshape(B, -1, S)
-            np.multiply(y, dy - np.einsum("bhs,bhs->bh", dy, y)[:, :, None], out=draw[:, sl].reshape(B, -1, S))
+        if field == "s":                      # a softmax along each head's S entries
+            _act_backward(layout.acts[field], dact[:, sl].reshape(B, -1, S), raw[:, sl].reshape(B, -1, S),
+                          act[:, sl].reshape(B, -1, S), draw[:, sl].reshape(B, -1, S))
         else:
             _act_backward(layout.acts[field], dact[:, sl], raw[:, sl], act[:, sl], draw[:, sl])
     if config.clip_value is not None:
@@ -595,10 +560,9 @@ def _controller_backward(wts, config, tape, t, dh, dctrl, dZ):
         A, dz = tape.A[l], dZ[l][t]
         if not lstm:
             y = A[t]
-            if c.controller_activation == "relu":
-                np.multiply(dh, y > 0.0, out=dz)
-            else:
-                _act_backward(c.controller_activation, dh, None, y, dz)
+            # the pre-activation is not kept: relu's mask is read off its output (y > 0 exactly where
+            # x > 0); tanh and sigmoid need only y
+            _act_backward(c.controller_activation, dh, y, y, dz)
         else:
             C_l = c.controller_sizes[l]
             dh = dh + dctrl[l][0]

@@ -21,7 +21,7 @@ from ntm_ref.controller import (ControllerState, LinearCache, linear_backward, l
                                 lstm_backward, lstm_forward)
 from ntm_ref.heads import ClipCache, clip_backward, clip_forward
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
-from ntm_ref.model import LSTM_FORGET_BIAS, RunResult
+from ntm_ref.state import LSTM_FORGET_BIAS, RunResult
 
 
 class BaselineStepCache(NamedTuple):

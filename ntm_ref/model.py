@@ -24,7 +24,6 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
-from ntm_ref.activations import softmax_backward, softmax_forward, tanh_forward
 from ntm_ref.addressing import AddressCache, Conventions, address_backward, address_forward
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import (ControllerCache, ControllerState, LinearCache, controller_backward,
@@ -33,17 +32,9 @@ from ntm_ref.heads import (ClipCache, HeadParams, HeadsCache, clip_backward, cli
                            heads_backward, heads_forward)
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.memory import ReadCache, WriteCache, read_backward, read_forward, write_backward, write_forward
-
-LSTM_FORGET_BIAS = 1.0  # forget gates start open (as TensorFlow's LSTMCell, used by Collier)
-
-
-class NTMState(NamedTuple):
-    """Everything carried from one step to the next (or its gradient, in backprop through time)."""
-    memory: np.ndarray             # (B, N, M)
-    reads: np.ndarray              # (B, R, M)  the read vectors r_{t}
-    w_read: np.ndarray             # (B, R, N)  the read heads' weightings
-    w_write: np.ndarray            # (B, W, N)  the write heads' weightings
-    controller: ControllerState    # LSTM h and c per layer; empty for feedforward
+from ntm_ref.state import (LSTM_FORGET_BIAS, NTMState, RunResult, initial_state, initial_state_backward,
+                           zero_state_like)
+from ntm_ref import fast, parallel   # the engines NTM.run chooses from; they import nothing from here
 
 
 class StepCache(NamedTuple):
@@ -132,64 +123,116 @@ def _random_memory(rng, N, M):
     return rng.uniform(-bound, bound, size=(N, M))
 
 
+READ0_STD = 0.01   # pytorch-ntm's fixed initial reads: torch.randn(1, M) * 0.01 per read head
+
+
 def init_buffers(config: NTMConfig, seed=0):
-    """Fixed, unlearned arrays: the random initial memory of memory_init "random" (drawn from seed + 1)."""
-    if config.memory_init == "random":
-        return {"memory0": _random_memory(np.random.default_rng(seed + 1), config.memory_slots,
-                                          config.memory_width)}
-    return {}
+    """Fixed, unlearned arrays: the random initial memory of memory_init "random" (drawn from seed + 1),
+    the random initial reads of fixed_initial_reads "random" (drawn from seed + 2).
 
-
-# ---------------------------------------------------------------------------------------------------
-# the initial state (every sequence starts from it; learned parts come from params)
-# ---------------------------------------------------------------------------------------------------
-
-def initial_state(params, config, buffers, batch_size):
-    """The state before the first step, broadcast over the batch.  -> NTMState."""
-    c, B = config, batch_size
-    N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
-    dtype = params["out.W"].dtype          # float64, or float32 for a float32 reference run (ntm_ref.trace)
-    if c.memory_init == "constant":
-        memory0 = np.full((N, M), c.memory_init_value, dtype=dtype)
-    elif c.memory_init in ("learned", "learned_constant"):
-        memory0 = params["memory0"]
-    else:
-        memory0 = buffers["memory0"]
-    reads0 = tanh_forward(params["read0"])[0] if c.learn_initial_reads else np.zeros((R, M), dtype)
-    if c.learn_initial_weights:
-        w_read0, w_write0 = softmax_forward(params["w0.read"])[0], softmax_forward(params["w0.write"])[0]
-    else:
-        w_read0, w_write0 = np.zeros((R, N), dtype), np.zeros((Wh, N), dtype)
-        if c.fixed_initial_weights == "one_hot":
-            w_read0[:, 0] = w_write0[:, 0] = 1.0
-    if c.controller == "lstm" and c.learn_initial_controller_state:
-        h0 = tuple(np.tile(params[f"ctrl.{l}.h0"], (B, 1)) for l in range(len(c.controller_sizes)))
-        c0 = tuple(np.tile(params[f"ctrl.{l}.c0"], (B, 1)) for l in range(len(c.controller_sizes)))
-        ctrl = ControllerState(h0, c0)
-    elif c.controller == "lstm":
-        zeros = tuple(np.zeros((B, size), dtype) for size in c.controller_sizes)
-        ctrl = ControllerState(zeros, tuple(z.copy() for z in zeros))
-    else:
-        ctrl = ControllerState((), ())
-    tile = lambda a: np.tile(a, (B,) + (1,) * a.ndim)   # noqa: E731  (a fresh (B, ...) copy)
-    return NTMState(tile(memory0), tile(reads0), tile(w_read0), tile(w_write0), ctrl)
-
-
-def initial_state_backward(dstate, params, config, grads):
-    """Add the gradient of the initial state (summed over the batch) into the learned parameters behind it."""
+        memory0     (N, M)   Uniform(-1/sqrt(N + M), 1/sqrt(N + M))     [memory_init "random"]
+        read0       (R, M)   Normal(0, READ0_STD^2)                     [fixed_initial_reads "random"]
+    """
     c = config
+    buffers = {}
+    if c.memory_init == "random":
+        buffers["memory0"] = _random_memory(np.random.default_rng(seed + 1), c.memory_slots, c.memory_width)
+    if not c.learn_initial_reads and c.fixed_initial_reads == "random":
+        buffers["read0"] = np.random.default_rng(seed + 2).normal(0.0, READ0_STD, size=(c.read_heads, c.memory_width))
+    return buffers
+
+
+# ---------------------------------------------------------------------------------------------------
+# arrays given by a user: every name and shape checked against the config
+# ---------------------------------------------------------------------------------------------------
+
+def array_shapes(config: NTMConfig):
+    """The parameters and buffers a config needs, without drawing them.  -> (params, buffers): each a dict
+    name -> shape, the names and order of init_params / init_buffers."""
+    c = config
+    N, M, R, Wh = c.memory_slots, c.memory_width, c.read_heads, c.write_heads
+    params, width = {}, c.input_size + R * M
+    for l, size in enumerate(c.controller_sizes):
+        lstm = c.controller == "lstm"
+        params[f"ctrl.{l}.W"] = (width + size, 4 * size) if lstm else (width, size)
+        params[f"ctrl.{l}.b"] = (4 * size,) if lstm else (size,)
+        if lstm and c.learn_initial_controller_state:
+            params[f"ctrl.{l}.h0"] = params[f"ctrl.{l}.c0"] = (size,)
+        width = size
+    params.update({"read.W": (width, R * c.read_head_size), "read.b": (R * c.read_head_size,),
+                   "write.W": (width, Wh * c.write_head_size), "write.b": (Wh * c.write_head_size,),
+                   "out.W": (width + R * M, c.output_size), "out.b": (c.output_size,)})
+    buffers = {}
     if c.memory_init in ("learned", "learned_constant"):
-        grads["memory0"] += dstate.memory.sum(axis=0)
+        params["memory0"] = (N, M)
+    elif c.memory_init == "random":
+        buffers["memory0"] = (N, M)
     if c.learn_initial_reads:
-        grads["read0"] += (1.0 - np.tanh(params["read0"]) ** 2) * dstate.reads.sum(axis=0)
+        params["read0"] = (R, M)
+    elif c.fixed_initial_reads == "random":
+        buffers["read0"] = (R, M)
     if c.learn_initial_weights:
-        for kind, dw in (("read", dstate.w_read), ("write", dstate.w_write)):
-            _, cache = softmax_forward(params[f"w0.{kind}"])
-            grads[f"w0.{kind}"] += softmax_backward(dw.sum(axis=0), cache)
-    if c.controller == "lstm" and c.learn_initial_controller_state:
-        for l in range(len(c.controller_sizes)):
-            grads[f"ctrl.{l}.h0"] += dstate.controller.h[l].sum(axis=0)
-            grads[f"ctrl.{l}.c0"] += dstate.controller.c[l].sum(axis=0)
+        params["w0.read"], params["w0.write"] = (R, N), (Wh, N)
+    return params, buffers
+
+
+def _why_not_needed(name, config):
+    """Why a config has no array ``name`` (for an unknown name), or None when the name means nothing."""
+    c = config
+    if name == "memory0":
+        return (f"memory0 needs memory_init 'learned' or 'learned_constant' (a parameter) or 'random' "
+                f"(buffer/memory0); this config has memory_init={c.memory_init!r}")
+    if name == "read0":
+        return ("read0 needs learn_initial_reads=True (a parameter, r0 = tanh(read0)) or learn_initial_reads="
+                "False with fixed_initial_reads='random' (buffer/read0, r0 = read0)")
+    if name in ("w0.read", "w0.write"):
+        return f"{name} needs learn_initial_weights=True"
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == "ctrl" and parts[1].isdigit():
+        layers = len(c.controller_sizes)
+        if int(parts[1]) >= layers:
+            return f"{name}: the config has {layers} controller layer(s), ctrl.0 to ctrl.{layers - 1}"
+        if parts[2] in ("h0", "c0"):
+            return f"{name} needs controller='lstm' and learn_initial_controller_state=True"
+    return None
+
+
+def check_arrays(config: NTMConfig, params, buffers=None):
+    """Check a user's parameters and buffers against what the config needs (array_shapes): every missing,
+    unknown, misplaced, misshapen or non-finite array, in one ValueError. Nothing is filled in."""
+    want_p, want_b = array_shapes(config)
+    buffers = {} if buffers is None else buffers
+    problems = []
+    for given, want, other, given_other, kind, other_kind in (
+            (params, want_p, want_b, buffers, "parameter", "buffer"),
+            (buffers, want_b, want_p, params, "buffer", "parameter")):
+        for name in given:
+            if name in want:
+                continue
+            if name in other:
+                where = "buffers, buffer/" if other_kind == "buffer" else "params, param/"
+                problems.append(f"{name} is a {other_kind} with this config, not a {kind}: give it in "
+                                f"{where}{name} in a file")
+            else:
+                why = _why_not_needed(name, config)
+                problems.append(f"unknown {kind} {name}" + (f" ({why})" if why else ""))
+        missing = [name for name in want if name not in given and name not in given_other]
+        if missing:
+            problems.append(f"missing {kind}{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        for name, shape in want.items():
+            if name not in given:
+                continue
+            value = given[name]
+            dtype = getattr(value, "dtype", np.asarray(value).dtype)
+            if dtype.kind not in "fiu" or dtype == bool:
+                problems.append(f"{kind} {name}: {dtype} values; must be real numbers")
+            elif np.shape(value) != shape:
+                problems.append(f"{kind} {name}: shape {np.shape(value)}; the config needs {shape}")
+            elif not np.all(np.isfinite(value)):
+                problems.append(f"{kind} {name}: contains NaN or Inf")
+    if problems:
+        raise ValueError(f"arrays do not match the config: {'; '.join(problems)} (docs/trace-format.md lists "
+                         f"every name and shape)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -212,7 +255,12 @@ def _conventions(config):
 
 
 def _address(memory, w_prev, p: HeadParams, config):
-    return address_forward(memory, w_prev, p.key, p.beta, p.g, p.s, p.gamma, _conventions(config))
+    """Eqs 5-9 for the heads of p. The memory enters only eq 6, so cosine_input_offset is added here (its
+    gradient is the identity: the backward needs no change)."""
+    key, offset = p.key, config.cosine_input_offset
+    if offset:
+        memory, key = memory + offset, key + offset
+    return address_forward(memory, w_prev, key, p.beta, p.g, p.s, p.gamma, _conventions(config))
 
 
 def step_forward(params, config, x_t, state):
@@ -314,14 +362,6 @@ def forward_pass(params, config, x, state0):
     return logits, caches
 
 
-def zero_state_like(state: NTMState) -> NTMState:
-    """An NTMState of zeros with the same shapes: the gradient flowing in after the last step."""
-    ctrl = ControllerState(tuple(np.zeros_like(a) for a in state.controller.h),
-                           tuple(np.zeros_like(a) for a in state.controller.c))
-    return NTMState(np.zeros_like(state.memory), np.zeros_like(state.reads), np.zeros_like(state.w_read),
-                    np.zeros_like(state.w_write), ctrl)
-
-
 def backward_pass(params, config, dlogits, caches):
     """Backprop through time.  dlogits (B, T, O) -> (grads dict like params, dx (B, T, I), dstate0 NTMState).
 
@@ -342,16 +382,6 @@ def backward_pass(params, config, dlogits, caches):
 # the model object: parameters + config, and the calls users make
 # ---------------------------------------------------------------------------------------------------
 
-class RunResult(NamedTuple):
-    logits: np.ndarray                 # (B, T, O)
-    probs: np.ndarray                  # (B, T, O) sigmoid of the logits
-    loss: Optional[float]              # bits per sequence, batch mean (None without targets)
-    grads: Optional[dict]              # like params (None without targets)
-    dx: Optional[np.ndarray]           # (B, T, I) dLoss/dx
-    dstate0: Optional[NTMState]        # dLoss/d(initial state)
-    caches: List[StepCache]
-
-
 ENGINES = ("fast", "reference", "parallel")
 
 
@@ -367,15 +397,33 @@ class NTM:
     """
 
     def __init__(self, config: NTMConfig, seed=0, engine="fast"):
+        self._set_up(config, engine)
+        self.seed = seed
+        self.params = init_params(config, seed)
+        self.buffers = init_buffers(config, seed)
+
+    def _set_up(self, config, engine):
         if not isinstance(config, NTMConfig):
             raise ValueError(f"config: got {type(config).__name__}; must be an NTMConfig")
         if engine not in ENGINES:
             raise ValueError(f"engine: got {engine!r}; allowed: {', '.join(map(repr, ENGINES))}")
         self.engine = engine
         self.config = config
-        self.seed = seed
-        self.params = init_params(config, seed)
-        self.buffers = init_buffers(config, seed)
+
+    @classmethod
+    def from_arrays(cls, config: NTMConfig, params, buffers=None, engine="fast"):
+        """An NTM with exactly these arrays: params (dict name -> array, the names of init_params) and
+        buffers (the fixed arrays of init_buffers: memory0 for memory_init "random", read0 for
+        fixed_initial_reads "random"). Every name and shape is checked (check_arrays): anything missing,
+        unknown, misplaced or misshapen is one ValueError listing it all; nothing is drawn at random.
+        The arrays are copied as float64."""
+        model = cls.__new__(cls)
+        model._set_up(config, engine)
+        check_arrays(config, params, buffers)
+        model.seed = None
+        model.params = {name: np.array(params[name], dtype=np.float64) for name in array_shapes(config)[0]}
+        model.buffers = {name: np.array(buffers[name], dtype=np.float64) for name in array_shapes(config)[1]}
+        return model
 
     def initial_state(self, batch_size):
         """The learned (or constant) state every sequence starts from, for a batch.  -> NTMState."""
@@ -403,15 +451,11 @@ class NTM:
         """
         x, y = self._check_inputs(x, y)
         engine = self.engine if engine is None else engine
-        if engine in ("fast", "parallel"):
-            from ntm_ref import fast   # imported here: ntm_ref.fast builds on this module
-            if not fast.supports(self.config):
-                engine = "reference"   # the non-default epsilon modes exist only in the reference
+        if engine in ("fast", "parallel") and not fast.supports(self.config):
+            engine = "reference"   # the non-default epsilon modes exist only in the reference
         if engine == "fast":
-            from ntm_ref import fast   # imported here: ntm_ref.fast builds on this module
             return fast.run(self.params, self.config, self.buffers, x, y, mask, state)
         if engine == "parallel":
-            from ntm_ref import parallel
             return parallel.run(self.params, self.config, self.buffers, x, y, mask, state)
         if engine != "reference":
             raise ValueError(f"engine: got {engine!r}; allowed: {', '.join(map(repr, ENGINES))}")

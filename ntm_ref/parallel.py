@@ -27,7 +27,7 @@ arithmetic (so the same numbers). The pool is shut down at interpreter exit (ate
 A forked child of the main process (a worker of someone else's pool) never reuses the parent's pipes.
 
 Public API: ``run(params, config, buffers, x, y=None, mask=None, state=None, workers=2)`` returning an
-ntm_ref.model.RunResult with ``caches=None``; ``shutdown()``.
+ntm_ref.state.RunResult with ``caches=None``; ``shutdown()``.
 """
 import atexit
 import concurrent.futures
@@ -41,7 +41,7 @@ import numpy as np
 
 from ntm_ref import fast
 from ntm_ref.controller import ControllerState
-from ntm_ref.model import NTMState, RunResult
+from ntm_ref.state import NTMState, RunResult
 
 # Below this many sequences the whole batch runs in the main process as one part (fast.run, threads=1).
 # Not a tuned threshold: on the loaded 2-core machine of 2026-11-25 (about one core busy with other

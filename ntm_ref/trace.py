@@ -23,7 +23,7 @@ import numpy as np
 from ntm_ref.config import NTMConfig
 from ntm_ref.heads import HeadParams
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
-from ntm_ref.model import backward_pass, forward_pass, init_buffers, init_params, initial_state, \
+from ntm_ref.model import backward_pass, check_arrays, forward_pass, init_buffers, init_params, initial_state, \
     initial_state_backward, trace_from_caches
 
 FORMAT = "ntm_ref.trace"
@@ -60,44 +60,17 @@ class TraceError(Exception):
 # making a trace
 # ---------------------------------------------------------------------------------------------------
 
-def check_params(config, params, buffers=None):
-    """Check user-supplied parameters (and buffers) against the config: the same names and shapes as
-    init_params / init_buffers make. Raises ValueError naming the first problem."""
-    expected = init_params(config, seed=0)
-    missing = sorted(set(expected) - set(params))
-    unknown = sorted(set(params) - set(expected))
-    if missing or unknown:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + \
-                ([f"unknown {', '.join(unknown)}"] if unknown else [])
-        raise ValueError(f"parameters do not match the config: {'; '.join(parts)} (docs/trace-format.md "
-                         f"lists every name and shape)")
-    for name, value in expected.items():
-        got = np.shape(params[name])
-        if got != value.shape:
-            raise ValueError(f"parameter {name}: got shape {got}; the config needs {value.shape}")
-        if not np.all(np.isfinite(params[name])):
-            raise ValueError(f"parameter {name}: contains NaN or Inf")
-    if config.memory_init == "random":
-        if buffers is None or "memory0" not in buffers:
-            raise ValueError('memory_init "random" needs the fixed initial memory: buffer memory0 (N, M)')
-        if np.shape(buffers["memory0"]) != (config.memory_slots, config.memory_width):
-            raise ValueError(f"buffer memory0: got shape {np.shape(buffers['memory0'])}; the config needs "
-                             f"{(config.memory_slots, config.memory_width)}")
-
-
 def make_trace(config: NTMConfig, params, x, y=None, mask=None, buffers=None, dtype="float64"):
     """Run the reference engine on exactly these numbers and return the trace (dict name -> array).
 
-    params: dict name -> array as init_params makes (check_params says what is wrong otherwise);
+    params: dict name -> array as init_params makes (model.check_arrays says what is wrong otherwise);
     x (B, T, I); y (B, T, O) targets in [0, 1] or None (then no loss and no gradients); mask None,
     (B, T) or (B, T, O); buffers: the fixed initial memory for memory_init "random"; dtype "float64"
     or "float32" (every array, the computation included, in that precision).
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype: got {dtype!r}; allowed: {', '.join(DTYPES)}")
-    if buffers is None and config.memory_init == "random":
-        buffers = init_buffers(config)
-    check_params(config, params, buffers)
+    check_arrays(config, params, buffers)     # a missing array is an error, never a silent default
     ft = np.dtype(dtype)
     params = {k: np.array(v, dtype=ft) for k, v in params.items()}
     buffers = {k: np.array(v, dtype=ft) for k, v in (buffers or {}).items()}

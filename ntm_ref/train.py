@@ -349,7 +349,12 @@ def load_model(path):
         config = NTMConfig.from_dict(ckpt.config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its model config is not usable: {err}") from None
-    model = LSTMBaseline(config) if ckpt.meta["model"] == "lstm" else NTM(config)
+    if ckpt.meta["model"] != "lstm":
+        try:
+            return NTM.from_arrays(config, ckpt.params, ckpt.buffers), ckpt.meta["settings"], ckpt.meta
+        except ValueError as err:
+            raise CheckpointError(f"{path}: {err}") from None
+    model = LSTMBaseline(config)
     for name, value in model.params.items():
         if name not in ckpt.params or ckpt.params[name].shape != value.shape:
             raise CheckpointError(f"{path}: parameter {name} is missing or has the wrong shape")

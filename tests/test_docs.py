@@ -63,3 +63,11 @@ def test_derivations_quote_the_code_at_the_lines_they_name():
         if quote not in "\n".join(lines):
             stale.append(f"derivations.md:{n}: {os.path.basename(path)}:{first}-{last} no longer holds {quote!r}")
     assert not stale, "\n".join(stale)
+
+
+def test_pytorch_ntm_block_is_what_the_importer_makes():
+    """conventions.md's pytorch-ntm settings are ntm_ref.interop's for the latest revision, field by field."""
+    from ntm_ref.interop import PYTORCH_NTM_CONVENTIONS, find_revision
+    config = eval(BLOCKS[0], {"NTMConfig": NTMConfig})           # noqa: S307 (our own docs)
+    expected = {**PYTORCH_NTM_CONVENTIONS, **find_revision("3c64937").activations}
+    assert {k: getattr(config, k) for k in expected} == expected

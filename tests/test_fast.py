@@ -7,7 +7,7 @@ import pytest
 from gradcheck import assert_loss_gradients
 from ntm_ref import fast
 from model_helpers import TINY, generic_model, make_batch
-from ntm_ref.config import NTMConfig
+from ntm_ref.config import HEAD_ACTIVATION_CHOICES, NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.model import NTM, NTMState
 
@@ -46,7 +46,17 @@ CONFIGS = {
                                learn_initial_controller_state=False, read_heads=2),
     "ff-pytorch-ntm-state": dict(learn_initial_weights=False, fixed_initial_weights="zeros",
                                  learn_initial_reads=False, memory_init="random"),
+    "lstm-pytorch-ntm-fixed-reads": dict(controller="lstm", learn_initial_reads=False, fixed_initial_reads="random",
+                                         read_heads=2, memory_init="random"),
 }
+
+# Every activation of every head field: config k takes the k-th choice of each field (cycling), so
+# these ACTIVATION_CONFIGS together use every entry of HEAD_ACTIVATION_CHOICES.
+_MOST = max(len(v) for v in HEAD_ACTIVATION_CHOICES.values())
+CONFIGS.update({
+    f"ff-activations-{k}": {field: choices[k % len(choices)] for field, choices in HEAD_ACTIVATION_CHOICES.items()}
+    for k in range(_MOST)
+})
 
 # The epsilon modes the fast engine does not have: NTM.run falls back to the reference for them.
 REFERENCE_ONLY = {
@@ -54,6 +64,7 @@ REFERENCE_ONLY = {
     "cosine-clamp-norms": dict(cosine_epsilon_mode="clamp_norms", cosine_epsilon=1e-8),
     "sharpen-denominator": dict(sharpen_epsilon_mode="denominator", sharpen_epsilon=1e-16),
     "cosine-smooth-norm-denominator": dict(cosine_epsilon_mode="smooth_norm_denominator"),
+    "cosine-input-offset": dict(cosine_input_offset=1e-3),
 }
 
 
@@ -132,13 +143,14 @@ def test_unsupported_modes_fall_back_to_the_reference(name):
 def test_configs_use_every_field_value():
     """The CONFIGS above really do use every value of every choice field of NTMConfig."""
     from ntm_ref.config import CONTROLLER_ACTIVATIONS, CONTROLLERS, HEAD_ACTIVATION_CHOICES, MEMORY_INITS, \
-        FIXED_INITIAL_WEIGHTS, SHIFT_CONVENTIONS, STEP_ORDERS
+        FIXED_INITIAL_READS, FIXED_INITIAL_WEIGHTS, SHIFT_CONVENTIONS, STEP_ORDERS
     configs = [NTMConfig(**{**TINY, **extra}) for extra in CONFIGS.values()]
     choices = dict(HEAD_ACTIVATION_CHOICES, controller=CONTROLLERS, controller_activation=CONTROLLER_ACTIVATIONS,
                    memory_init=MEMORY_INITS, step_order=STEP_ORDERS, learn_initial_reads=(True, False),
                    learn_initial_weights=(True, False), read_heads=(1, 2, 3), write_heads=(1, 2, 3),
                    shift_range=(0, 1, 2), shift_convention=SHIFT_CONVENTIONS,
-                   fixed_initial_weights=FIXED_INITIAL_WEIGHTS, learn_initial_controller_state=(True, False))
+                   fixed_initial_weights=FIXED_INITIAL_WEIGHTS, learn_initial_controller_state=(True, False),
+                   fixed_initial_reads=FIXED_INITIAL_READS)
     for field, values in choices.items():
         assert {getattr(c, field) for c in configs} >= set(values), field
     assert {c.clip_value for c in configs} >= {None, 20.0, 0.6}

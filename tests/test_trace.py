@@ -12,8 +12,8 @@ import pytest
 from ntm_ref import cli
 from ntm_ref.compare import TOLERANCES, compare_traces
 from ntm_ref.config import NTMConfig
-from ntm_ref.model import NTM
-from ntm_ref.trace import (FORMAT, PRESETS, SCHEMA_VERSION, TraceError, check_params, load_trace, make_trace,
+from ntm_ref.model import NTM, check_arrays
+from ntm_ref.trace import (FORMAT, PRESETS, SCHEMA_VERSION, TraceError, load_trace, make_trace,
                            params_of, preset_config, preset_inputs, preset_trace, random_params, save_trace,
                            trace_config)
 
@@ -124,9 +124,9 @@ def test_trace_without_targets_has_no_loss_or_gradients():
 
 
 @pytest.mark.parametrize("change,match", [
-    (lambda p: p.pop("out.b"), "missing out.b"),
-    (lambda p: p.update(extra=np.zeros(3)), "unknown extra"),
-    (lambda p: p.update({"read.W": np.zeros((2, 2))}), r"read.W: got shape \(2, 2\)"),
+    (lambda p: p.pop("out.b"), "missing parameter out.b"),
+    (lambda p: p.update(extra=np.zeros(3)), "unknown parameter extra"),
+    (lambda p: p.update({"read.W": np.zeros((2, 2))}), r"read.W: shape \(2, 2\); the config needs"),
     (lambda p: p["out.W"].__setitem__((0, 0), np.nan), "out.W: contains NaN"),
 ])
 def test_bad_user_params_are_named(change, match):
@@ -134,13 +134,15 @@ def test_bad_user_params_are_named(change, match):
     params = random_params(config, 0)
     change(params)
     with pytest.raises(ValueError, match=match):
-        check_params(config, params)
+        check_arrays(config, params)
 
 
 def test_random_memory_needs_its_buffer():
     config = preset_config("tiny-ff", {"memory_init": "random"})
-    with pytest.raises(ValueError, match="buffer memory0"):
-        check_params(config, random_params(config, 0), buffers={})
+    with pytest.raises(ValueError, match="missing buffer memory0"):
+        check_arrays(config, random_params(config, 0), buffers={})
+    with pytest.raises(ValueError, match="missing buffer memory0"):      # no silent default either
+        make_trace(config, random_params(config, 0), np.zeros((1, 2, config.input_size)))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def test_wrong_shape_checkpoint(tmp_path, capsys):
     save_checkpoint(path, params, ckpt.opt_state, NTMConfig.from_dict(ckpt.config), ckpt.meta, ckpt.buffers)
     before = files_of(out)
     for argv, words in ((["train", "--resume", out, "--steps", "20"], "has shape"),
-                        (["eval", path], "wrong shape")):
+                        (["eval", path], "shape (3, 3); the config needs")):
         code, _, stderr = _cli(argv, capsys)
         assert code == 2 and words in stderr and "out.W" in stderr and len(stderr.strip().splitlines()) == 1
     assert files_of(out) == before
