@@ -96,7 +96,7 @@ def ordered_names(ref):
     return sorted(names, key=lambda k: rank.get(k, (6 if k.startswith("grad/") else 7, order[k])) + (order[k],))
 
 
-def _compare_array(name, r, o, rtol, atol):
+def _compare_array(name, r, o, rtol, atol, config=None):
     r64, o64 = r.astype(np.float64), o.astype(np.float64)
     diff = np.abs(o64 - r64)
     both_nan = np.isnan(r64) & np.isnan(o64)
@@ -122,7 +122,7 @@ def _compare_array(name, r, o, rtol, atol):
             first_index = (int(idx[1]), int(idx[0])) + tuple(int(i) for i in idx[2:])
         else:
             first_index = tuple(int(i) for i in np.unravel_index(int(np.argmax(~ok)), ok.shape))
-    return ArrayResult(name, tuple(r.shape), max_abs, max_rel, bad, first_step, first_index, operation_of(name),
+    return ArrayResult(name, tuple(r.shape), max_abs, max_rel, bad, first_step, first_index, operation_of(name, config),
                        per_step)
 
 
@@ -198,7 +198,8 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
                 notes.append(f"the configs differ in: {', '.join(differing)}")
         except (ValueError, TypeError):
             notes.append(f"{other_name}: its 'config' entry is not JSON; not checked")
-    rows = [_compare_array(n, ref[n], other[n], rtol, atol) for n in names]
+    config = trace_config(ref, ref_name)
+    rows = [_compare_array(n, ref[n], other[n], rtol, atol, config) for n in names]
     return Comparison(rows, rtol, atol, dtype, notes)
 
 

@@ -141,8 +141,14 @@ def forward_order(config: NTMConfig):
     return names
 
 
-def operation_of(name):
-    """The operation that computes a trace array, for messages: 'fwd/read.w_shifted' -> 'circular shift, eq 8'."""
+ACTIVATION_FIELDS = {"key": "key_activation", "beta": "beta_activation", "g": "gate_activation",
+                     "s": "shift_activation", "gamma": "gamma_activation", "erase": "erase_activation",
+                     "add": "add_activation"}
+
+
+def operation_of(name, config=None):
+    """The operation that computes a trace array, for messages: 'fwd/read.w_shifted' -> 'circular shift, eq 8'.
+    With the trace's config, an activated head parameter names its activation: 'key activation (relu)'."""
     leaf = name.split("/")[-1]
     leaf = leaf.split(".", 1)[1] if leaf.startswith(("read.", "write.")) else leaf
     leaf = leaf.rsplit(".", 1)[0] if leaf.startswith("ctrl.") else leaf
@@ -150,6 +156,8 @@ def operation_of(name):
         return "backward pass (gradient)"
     if name.startswith("init/"):
         return "initial state"
+    if config is not None and name.startswith("fwd/") and leaf in ACTIVATION_FIELDS:
+        return f"{OPERATIONS[leaf].replace(' (softmax)', '')} ({getattr(config, ACTIVATION_FIELDS[leaf])})"
     return OPERATIONS.get(leaf, "")
 
 

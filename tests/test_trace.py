@@ -12,7 +12,7 @@ import pytest
 from ntm_ref import cli
 from ntm_ref.compare import TOLERANCES, compare_traces
 from ntm_ref.config import NTMConfig
-from ntm_ref.model import NTM, check_arrays
+from ntm_ref.model import NTM, check_arrays, init_buffers
 from ntm_ref.trace import (FORMAT, PRESETS, SCHEMA_VERSION, TraceError, load_trace, make_trace,
                            params_of, preset_config, preset_inputs, preset_trace, random_params, save_trace,
                            trace_config)
@@ -156,6 +156,8 @@ def test_random_memory_needs_its_buffer():
     ({"sharpen_epsilon_mode": "denominator", "sharpen_epsilon": 1e-3}, "fwd/read.w"),
     ({"step_order": "write_first"}, "fwd/read.w_content"),
     ({"key_activation": "identity"}, "key"),
+    ({"shift_activation": "softmax_relu"}, "fwd/read.s"),
+    ({"erase_activation": "relu"}, "fwd/write.erase"),
 ])
 def test_first_divergence_names_the_changed_operation(change, first):
     ref = preset_trace("tiny-ff")
@@ -164,6 +166,9 @@ def test_first_divergence_names_the_changed_operation(change, first):
     cmp = compare_traces(ref, other)
     assert not cmp.agrees
     assert first in cmp.first_divergence.name, cmp.first_divergence
+    if any(k.endswith("_activation") for k in change):   # the operation names the reference's activation
+        field = next(k for k in change if k.endswith("_activation"))
+        assert cmp.first_divergence.operation.endswith(f"({getattr(trace_config(ref), field)})"), cmp.first_divergence
     # nothing computed before it differs: every differing forward array first differs at this step or later
     steps = [r.first_step for r in cmp.rows if not r.agrees and r.name.startswith("fwd/")]
     assert cmp.first_divergence.first_step == min(steps)
@@ -253,6 +258,26 @@ def test_trace_command_names_a_wrong_parameter(tmp_path, capsys):
     np.savez(tmp_path / "p.npz", **params)
     status, _, err = run_cli(capsys, "trace", "--params", str(tmp_path / "p.npz"), "--out", str(tmp_path / "t.npz"))
     assert status == 2 and "read.W" in err and "shape" in err
+
+
+@pytest.mark.parametrize("arrays,words", [
+    (lambda p, b: p, "missing buffer memory0"),                               # never a random default
+    (lambda p, b: {**p, "memory0": b["memory0"]}, "give it in buffers, buffer/memory0"),
+    (lambda p, b: {**p, "buffer/memory0": b["memory0"], "read0": np.zeros((2, 5))},
+     "unknown parameter read0 (read0 needs learn_initial_reads=True"),
+])
+def test_trace_params_file_must_hold_every_array_the_config_needs(tmp_path, capsys, arrays, words):
+    """A --params file without the initial memory buffer was run with the reference's own random memory;
+    now every array the config needs and the file lacks is an error, with the prefix or flag that fixes it."""
+    config = preset_config("tiny-ff", {"memory_init": "random", "learn_initial_reads": False})
+    cfg = tmp_path / "config.json"
+    cfg.write_text(config.to_json())
+    params = random_params(config, 0)
+    np.savez(tmp_path / "p.npz", **arrays(params, init_buffers(config, 0)))
+    status, _, err = run_cli(capsys, "trace", "--config", str(cfg), "--params", str(tmp_path / "p.npz"),
+                             "--out", str(tmp_path / "t.npz"))
+    assert status == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "t.npz").exists()
 
 
 def test_compare_unusable_inputs_exit_2(tmp_path, capsys):
