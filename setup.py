@@ -12,7 +12,8 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.26", "scipy>=1.11"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],   # matplotlib: the plot tests
+        # matplotlib: the plot tests; pytest-xdist: the suite runs on every core (pytest.ini: -n auto)
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "matplotlib>=3.7"],
         "plot": ["matplotlib>=3.7"],
         "torch": ["torch==2.13.0"],     # ntm-ref import pytorch-ntm; the PyTorch cross-checks of the tests
     },

@@ -275,7 +275,7 @@ def gradcheck_command(args):
         """The loss as a function of every parameter and of the inputs (the block "x")."""
         saved, model.params = model.params, {k: v for k, v in p.items() if k != "x"}
         try:
-            return model.run(p["x"], y, mask).loss
+            return model.loss(p["x"], y, mask)
         finally:
             model.params = saved
     print(f"ntm-ref gradcheck: {config.controller} controller, R={config.read_heads} W={config.write_heads}, "

@@ -475,6 +475,13 @@ class NTM:
         """Output probabilities.  x (B, T, I) -> y (B, T, O)."""
         return self.run(x).probs
 
+    def loss(self, x, y, mask=None, state=None, engine=None):
+        """Cost in bits per sequence (batch mean), forward only: the same number as run(x, y, mask).loss
+        without the backward pass (what a finite-difference check evaluates, thousands of times)."""
+        x, y = self._check_inputs(x, y)
+        logits = self.run(x, state=state, engine=engine).logits
+        return bce_bits_forward(logits, y, normalise_mask(mask, logits.shape))[0]
+
     def loss_and_grads(self, x, y, mask=None):
         """Cost in bits per sequence (batch mean) and its gradient w.r.t. every parameter (same keys)."""
         result = self.run(x, y, mask)

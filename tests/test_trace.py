@@ -321,8 +321,11 @@ def test_gradcheck_command_passes_and_fails(capsys, monkeypatch):
         dmem, dw = real(dr, cache)
         return dmem * 1.01, dw
     monkeypatch.setattr(model_module, "read_backward", wrong)
-    status, out, _ = run_cli(capsys, "gradcheck", "--preset", "tiny-ff", "--mode", "probe")
+    # a smaller model: on a failure the checker goes on to check every entry, to name the wrong ones
+    status, out, _ = run_cli(capsys, "gradcheck", "--preset", "tiny-ff", "--mode", "probe", "--set",
+                             "controller_size=3", "--set", "memory_slots=4", "--set", "memory_width=2")
     assert status == 1, out
+    assert "wrong gradient" in out
 
 
 def test_trace_and_gradcheck_of_a_trained_checkpoint(tmp_path, capsys):
