@@ -24,7 +24,9 @@ The scalar checked is sum(out * dout) for a seeded random Gaussian dout. Numeric
 differences with one Richardson step (step eps^(1/5) * max(1, |x|)), one-sided at a declared bound; an
 entry passes iff |a - n| <= atol_i + rtol * max(|a|, |n|), atol_i tied to the measured noise. Failing
 entries are re-estimated down a ladder of smaller steps, which also tells a wrong gradient (the ladder
-converges elsewhere) from a kink or noise (it does not converge).
+converges elsewhere) from a kink (the one-sided slopes settle apart: the analytic value must lie between
+them, a valid subgradient, which passes unless strict=True) and from noise (they do not settle).
+docs/gradcheck.md is the user's guide.
 """
 import importlib
 

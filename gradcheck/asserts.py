@@ -4,19 +4,20 @@ from gradcheck.op import check_op
 from gradcheck.report import Report
 
 
-def assert_gradients(*args, **kwargs):
+def assert_gradients(*args, allow_kinks=True, **kwargs):
     """assert_gradients(report), or assert_gradients(forward, backward, inputs, **check_op_kwargs).
 
     Raises AssertionError with the full report text unless the report is ok; returns the report.
+    allow_kinks=False also fails on entries passed as valid subgradients at kinks (as strict=True).
     """
     report = _given_report(args, kwargs) or check_op(*args, **kwargs)
-    return _require(report)
+    return _require(report, allow_kinks)
 
 
-def assert_loss_gradients(*args, **kwargs):
+def assert_loss_gradients(*args, allow_kinks=True, **kwargs):
     """assert_loss_gradients(report), or assert_loss_gradients(loss_fn, params, grads, **check_loss_kwargs)."""
     report = _given_report(args, kwargs) or check_loss(*args, **kwargs)
-    return _require(report)
+    return _require(report, allow_kinks)
 
 
 def _given_report(args, kwargs):
@@ -25,7 +26,11 @@ def _given_report(args, kwargs):
     return None
 
 
-def _require(report):
+def _require(report, allow_kinks):
     if not report.ok:
         raise AssertionError(str(report))
+    kinks = [f"{b.name} {e.index}" for b in report.blocks for e in b.kinks]
+    if kinks and not allow_kinks:
+        raise AssertionError(f"allow_kinks=False, and {len(kinks)} entries passed only as valid subgradients at "
+                             f"kinks: {', '.join(kinks[:10])}\n{report}")
     return report

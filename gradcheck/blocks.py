@@ -9,17 +9,27 @@ Pass rule for one number (an entry, or a directional derivative grad . u):
     atol_i  = ESTIMATE_MULTIPLE * (Richardson error estimate) + round-off floor (+ the user's atol).
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from gradcheck.numeric import BASE_LEVELS, ESTIMATE_MULTIPLE, LADDER_LEVELS, Ladder, base_step, choose_scheme
-from gradcheck.report import FAILING, KINK, NONFINITE, NOT_CHECKED, OK, VACUOUS, WRONG, BlockResult, \
-    CheckResult, EntryResult
+from gradcheck.report import FAILING, KINK, NONFINITE, NOT_CHECKED, OK, SUBGRADIENT, SUBGRADIENT_STRICT, \
+    VACUOUS, WRONG, WRONG_AT_KINK, BlockResult, CheckResult, EntryResult
 
 INF = float("inf")
 
+# A jump between the left and right slopes counts as a kink when the steadier side settles as a smooth
+# side does (Ladder.one_sided) and the jump exceeds this many times that side's tolerance (its change
+# over the last halving plus its round-off floor).
+KINK_JUMP = 2.0
 
-def check_entries(name, x, analytic, evaluate, f0, *, indices, bounds, noise, rtol, atol, eps):
+# At most this many groups of tied kink entries per block are moved together (_kinks_together).
+MAX_KINK_GROUPS = 10
+
+
+def check_entries(name, x, analytic, evaluate, f0, *, indices, bounds, noise, rtol, atol, eps,
+                  strict=False):
     """Finite-difference check of the flat entries `indices` of block x (of machine epsilon eps)."""
     work = x.copy()
     results = []
@@ -28,18 +38,46 @@ def check_entries(name, x, analytic, evaluate, f0, *, indices, bounds, noise, rt
         room = _entry_room(float(x.flat[j]), bounds)
         label = str(tuple(int(i) for i in np.unravel_index(int(j), x.shape)))
         h = base_step(x.flat[j], eps)
-        results.append(judge(phi, f0, h, room, noise, float(analytic.flat[j]), rtol, atol, label))
+        results.append(judge(phi, f0, h, room, noise, float(analytic.flat[j]), rtol, atol, label, strict))
+    kinks = [int(j) for j, r in zip(indices, results) if r.verdict in (SUBGRADIENT, SUBGRADIENT_STRICT)
+             and r.exactly]
+    groups = {}
+    for j in kinks:                          # entries at the same value: a tie, or one kink of one map
+        groups.setdefault(float(x.flat[j]), []).append(j)
+    for group in [g for g in groups.values() if len(g) > 1][:MAX_KINK_GROUPS]:
+        together = _kinks_together(x, analytic, evaluate, f0, group, bounds, noise, rtol, atol, eps, strict)
+        if not together.ok:
+            results.append(together)
     return summarize(name, x.shape, analytic, results, method="entries")
 
 
-def check_probes(name, x, analytic, evaluate, f0, *, directions, bounds, noise, rtol, atol, eps):
+def _kinks_together(x, analytic, evaluate, f0, kinks, bounds, noise, rtol, atol, eps, strict):
+    """Entries of equal value passed one by one as valid subgradients exactly at a kink (both slopes
+    settled), moved together: along u = the sum of their unit vectors (normalised) the analytic grad . u
+    must lie between the left and right slopes too. This sees what no single entry can: two tied max-pool
+    inputs that both take the gradient (each is a valid subgradient alone, 1 + 1 together is not), where
+    along u the function is smooth with slope 1. Only equal values move together: kinks of different
+    kinds (clip at -1 and at +1) or a step away from x would fall at different offsets, and their
+    slopes along u would mix."""
+    u = np.zeros(x.shape)
+    u.flat[kinks] = 1.0 / np.sqrt(len(kinks))
+    labels = [str(tuple(int(i) for i in np.unravel_index(j, x.shape))) for j in kinks]
+    label = "together: " + " + ".join(labels[:4]) + (f" + {len(labels) - 4} more" if len(labels) > 4 else "")
+    h = base_step(_rms(x.flat[kinks]), eps)
+    return judge(_direction_phi(x, u, evaluate), f0, h, _direction_room(x, u, bounds), noise,
+                 float(np.sum(analytic * u)), rtol, atol, label, strict)
+
+
+def check_probes(name, x, analytic, evaluate, f0, *, directions, bounds, noise, rtol, atol, eps,
+                 strict=False):
     """Directional-derivative check along unit `directions`, the step scaled to the block's rms."""
     h = base_step(_rms(x), eps)
     results = []
     for k, u in enumerate(directions):
         phi = _direction_phi(x, u, evaluate)
         room = _direction_room(x, u, bounds)
-        results.append(judge(phi, f0, h, room, noise, float(np.sum(analytic * u)), rtol, atol, f"probe {k}"))
+        results.append(judge(phi, f0, h, room, noise, float(np.sum(analytic * u)), rtol, atol, f"probe {k}",
+                             strict))
     return summarize(name, x.shape, analytic, results, method="probes")
 
 
@@ -65,7 +103,7 @@ def probe_directions(rng, x, bounds, count):
     return directions
 
 
-def judge(phi, f0, h, room, noise, analytic, rtol, atol, label):
+def judge(phi, f0, h, room, noise, analytic, rtol, atol, label, strict=False):
     """Estimate phi'(0) and compare it with `analytic`; walk the step ladder before failing."""
     scheme, step = choose_scheme(h, *room)
     if not step > 0:
@@ -79,8 +117,38 @@ def judge(phi, f0, h, room, noise, analytic, rtol, atol, label):
     ladder.extend(LADDER_LEVELS)
     if not ladder.finite():
         return _entry(label, analytic, ladder.level(0), scheme, rtol, atol, NONFINITE, force=True)
-    verdict = KINK if ladder.kink() or not ladder.converges() else WRONG
-    return _entry(label, analytic, ladder.best(), scheme, rtol, atol, verdict)
+    smooth = ladder.converges() and not ladder.kink()
+    entry = _entry(label, analytic, ladder.best(), scheme, rtol, atol, WRONG if smooth else KINK)
+    if entry.ok or smooth or scheme != "central":
+        return entry
+    return _at_kink(entry, ladder, rtol, atol, strict)
+
+
+def _at_kink(entry, ladder, rtol, atol, strict):
+    """An entry whose central ladder did not converge: compare the analytic value with the one-sided
+    slopes at the smallest step.
+
+    A kink shows as a jump between the two slopes larger than the tolerance of the steadier side (at x
+    both sides are steady; within a step of x the side whose steps cross the kink still moves, the
+    other does not). No such jump: noise, KINK ("kink or noise"). A jump, and the analytic value
+    between the slopes (with their tolerances): a valid subgradient, SUBGRADIENT (failing only with
+    strict). A jump, and the analytic value outside: WRONG_AT_KINK, a mistake wherever the kink is."""
+    (left, tol_left, steady_left), (right, tol_right, steady_right) = ladder.one_sided(-1), ladder.one_sided(+1)
+    a = entry.analytic
+    steadier_tol, steadier = min((tol_left, steady_left), (tol_right, steady_right))
+    if not (steadier and abs(right - left) > KINK_JUMP * steadier_tol + atol):
+        return replace(entry, left=left, right=right)
+    # the interval between the slopes, widened by the tolerance of each side that settled (a side whose
+    # steps still cross the kink is a mixture of the two true slopes: its value itself bounds the range)
+    slack = atol + rtol * max(abs(a), abs(left), abs(right))
+    reach_left, reach_right = (tol_left if steady_left else 0.0), (tol_right if steady_right else 0.0)
+    low = min(left - reach_left, right - reach_right) - slack
+    high = max(left + reach_left, right + reach_right) + slack
+    if low <= a <= high:
+        verdict = SUBGRADIENT_STRICT if strict else SUBGRADIENT
+    else:
+        verdict = WRONG_AT_KINK
+    return replace(entry, verdict=verdict, left=left, right=right, exactly=steady_left and steady_right)
 
 
 def summarize(name, shape, analytic, results, method):
@@ -92,14 +160,23 @@ def summarize(name, shape, analytic, results, method):
                         fraction_nonzero=float(fraction), failures=failing)
     if method == "probes":
         block.probes = list(results)
-    if compared:
-        block.max_abs_err = max(r.abs_err for r in compared)
-        block.max_rel_err = max((r.rel_err for r in compared if _above_noise(r)), default=0.0)
-        block.worst_ratio = max(r.ratio for r in compared)
+    kinks = [r for r in compared if r.verdict == SUBGRADIENT]
+    smooth = [r for r in compared if r.verdict != SUBGRADIENT]
+    if smooth:
+        block.max_abs_err = max(r.abs_err for r in smooth)
+        block.max_rel_err = max((r.rel_err for r in smooth if _above_noise(r)), default=0.0)
+        block.worst_ratio = max(r.ratio for r in smooth)
     block.verdict = _block_verdict(failing, fraction)
     block.summary = _block_summary(block, failing, method)
+    notes = []
     if len(compared) < len(results):
-        block.note = f"{len(results) - len(compared)} entries not checked: no room between their bounds"
+        notes.append(f"{len(results) - len(compared)} entries not checked: no room between their bounds")
+    if kinks:
+        block.kinks = kinks
+        notes.append(f"{len(kinks)} {'probes' if method == 'probes' else 'entries'} at a kink, each a valid "
+                     f"subgradient (between its left and right slopes; strict=True fails them): "
+                     + ", ".join(k.index for k in kinks[:5]) + (" ..." if len(kinks) > 5 else ""))
+    block.note = "; ".join(notes)
     return block
 
 
@@ -200,7 +277,7 @@ def _block_verdict(failing, fraction_nonzero):
         return OK
     if fraction_nonzero == 0.0:
         return VACUOUS
-    for verdict in (WRONG, KINK, NONFINITE):
+    for verdict in (WRONG, WRONG_AT_KINK, KINK, SUBGRADIENT_STRICT, NONFINITE):
         if any(r.verdict == verdict for r in failing):
             return verdict
     return failing[0].verdict

@@ -61,6 +61,10 @@ CONVERGENCE_RATIO = 2.0
 # (f'' h), stays put at a kink (the jump), grows 2x for noise. Below 1.5x means "not smooth here".
 KINK_RATIO = 1.5
 
+# A one-sided slope counts as settled when its change shrank (or sat at round-off) over this many
+# successive halvings at the smallest steps (Ladder.one_sided).
+STEADY_HALVINGS = 2
+
 SCHEMES = ("central", "forward", "backward")
 
 
@@ -202,6 +206,26 @@ class Ladder:
         if gaps[1] <= self.noise.floor(self.scheme, self.step_at(deepest)):
             return False
         return gaps[0] < KINK_RATIO * gaps[1]
+
+    def one_sided(self, sign):
+        """The slope on one side at the smallest step, F(h_min), with an absolute tolerance and whether
+        it settles.  -> (slope, tolerance, steady).
+
+        tolerance: the slope's change over the last halving (the O(h) truncation of a one-sided
+        quotient; large where the steps still cross a kink near x) plus the one-sided round-off floor.
+        steady: over each of the last STEADY_HALVINGS halvings the change is at the round-off floor or
+        shrank at least KINK_RATIO times, as a smooth side's does (2x: O(h)); noise makes it grow instead
+        (2x: O(1/h)), so noise seldom looks steady twice running."""
+        deepest = len(self.stages) - 1
+        first = max(0, deepest - STEADY_HALVINGS - 1)
+        slopes = [self._slope(sign, k) for k in range(first, deepest + 1)]
+        changes = np.abs(np.diff(slopes))
+        floors = [self.noise.floor("forward", self.step_at(k)) for k in range(first + 1, deepest + 1)]
+        if len(changes) < STEADY_HALVINGS + 1:
+            return slopes[-1], abs(slopes[-1]) + floors[-1] if floors else abs(slopes[-1]), False
+        steady = all(changes[i] <= floors[i] or KINK_RATIO * changes[i] <= changes[i - 1]
+                     for i in range(len(changes) - STEADY_HALVINGS, len(changes)))
+        return slopes[-1], float(changes[-1]) + floors[-1], bool(steady)
 
     # -- evaluations ---------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class _Op:
 
 
 def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=None, names=None,
-             allow_float32=False, max_entries=None):
+             allow_float32=False, max_entries=None, strict=False):
     """Check backward against central differences with Richardson extrapolation; return a Report.
 
     forward(*inputs) -> (out, cache); backward(dout, cache) -> the gradient of each input (a single
@@ -61,6 +61,9 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
         atol_i = 2 x the Richardson error estimate + the round-off floor of evaluating f
         (10 x gain x eps x (|f| + sum|out * dout|) / step); a given `atol` is added to atol_i.
     max_entries: check at most this many (seeded random) entries per input; None checks all.
+    strict: fail entries at a kink even when the analytic value is a valid subgradient (between the left
+        and right slopes); by default they pass, listed under the block. A value outside both slopes at
+        a kink always fails ("wrong gradient at a kink").
     """
     if isinstance(inputs, np.ndarray):
         raise TypeError("inputs must be a sequence of arrays in argument order, e.g. [x], not one array")
@@ -68,7 +71,7 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     inputs = validated_arrays(list(inputs), names, allow_float32)
     bounds = normalized_bounds(bounds, names)
     require_inside(inputs, names, bounds)
-    report = _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries)
+    report = _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict)
     op = _Op(forward, backward, [x.copy() for x in inputs], names, np.random.default_rng(seed))
     shapes = [(n, x.shape) for n, x in zip(names, op.pristine)]
 
@@ -81,20 +84,21 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     report.checks += _linearity_checks(op, noise)
     rtol = effective_rtol(rtol, noise.eps)
     for i, g in enumerate(grads):
-        report.blocks.append(_check_input(op, i, g, bounds[op.names[i]], noise, rtol, atol or 0.0, max_entries))
+        report.blocks.append(_check_input(op, i, g, bounds[op.names[i]], noise, rtol, atol or 0.0, max_entries,
+                                          strict))
     report.checks.append(vacuity_check(report.blocks))
     return report
 
 
 # -- steps of check_op -----------------------------------------------------------------------------
 
-def _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries):
+def _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict):
     declared = {n: b for n, b in bounds.items() if b != (None, None)} or None
     default_names = names == [f"x{i}" for i in range(len(names))]
     reproduce = call_text("check_op", [function_name(forward), function_name(backward), "inputs"],
                           dict(seed=seed, rtol=rtol, atol=atol, bounds=declared,
                                names=None if default_names else names, allow_float32=allow_float32,
-                               max_entries=max_entries))
+                               max_entries=max_entries, strict=strict))
     return Report(function="check_op", seed=seed, rtol=rtol, atol=atol, reproduce=reproduce,
                   rule=pass_rule(rtol, atol, "|f| + sum|out * dout|"))
 
@@ -194,7 +198,7 @@ def _linearity_checks(op, noise):
     return [S.check_linear(mixed_g, g1, g2, op.names, floors, noise.eps), S.check_zero(zero, op.names)]
 
 
-def _check_input(op, i, g, bounds, noise, rtol, atol, max_entries):
+def _check_input(op, i, g, bounds, noise, rtol, atol, max_entries, strict):
     """The finite-difference block of input i (NOT_CHECKED if its gradient has the wrong shape)."""
     x, name = op.pristine[i], op.names[i]
     if not S.usable(g, x):
@@ -204,7 +208,8 @@ def _check_input(op, i, g, bounds, noise, rtol, atol, max_entries):
     if max_entries is not None and x.size > max_entries:
         indices = np.sort(op.rng.choice(x.size, size=max_entries, replace=False))
     block = check_entries(name, x, np.asarray(g, np.float64), _evaluator(op, i), op.f0, indices=indices,
-                          bounds=bounds, noise=noise, rtol=rtol, atol=atol, eps=float(np.finfo(x.dtype).eps))
+                          bounds=bounds, noise=noise, rtol=rtol, atol=atol, eps=float(np.finfo(x.dtype).eps),
+                          strict=strict)
     if len(indices) < x.size:
         block.note = "; ".join(filter(None, [block.note, f"{len(indices)} of {x.size} entries checked "
                                                           "(max_entries)"]))

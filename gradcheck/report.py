@@ -6,12 +6,16 @@ from typing import List, Optional, Tuple
 # Verdicts of one entry, one probe or one block.
 OK = "ok"
 WRONG = "wrong gradient"            # the finite-difference ladder converged to another value
-KINK = "kink or noise"              # the ladder did not converge: a non-differentiable point, or noise
+KINK = "kink or noise"              # the ladder did not converge and the two sides show no jump: noise?
+SUBGRADIENT = "kink: valid subgradient"          # a jump in the slope at (or within a step of) x, and the
+                                                 # analytic value lies between the left and right slopes
+SUBGRADIENT_STRICT = "kink: valid subgradient (strict)"   # the same, failing because strict=True
+WRONG_AT_KINK = "wrong gradient at a kink"       # a jump in the slope, the analytic value outside both sides
 NONFINITE = "non-finite f near x"   # f was inf/nan at a perturbed point (a domain to declare in bounds?)
 VACUOUS = "vacuous"                 # the analytic gradient is all zero while the numeric one is not
 NOT_CHECKED = "not checked"         # no room between the bounds, or the gradient's shape is wrong
 
-FAILING = (WRONG, KINK, NONFINITE, VACUOUS)
+FAILING = (WRONG, WRONG_AT_KINK, KINK, SUBGRADIENT_STRICT, NONFINITE, VACUOUS)
 
 # How many failing entries per block the text shows, worst first.
 WORST_SHOWN = 5
@@ -30,6 +34,9 @@ class EntryResult:
     atol: float         # the absolute part of the allowed error: the measured noise (+ the user's atol)
     allowed: float      # atol + rtol * max(|analytic|, |numeric|)
     verdict: str
+    left: float = float("nan")    # at a kink: the one-sided slopes at the smallest step (else nan)
+    right: float = float("nan")
+    exactly: bool = False         # both slopes settled: the kink is at x itself, not a step away
 
     @property
     def abs_err(self):
@@ -74,6 +81,7 @@ class BlockResult:
     summary: str = ""             # e.g. "wrong gradient at 3 of 20 entries"
     failures: List[EntryResult] = field(default_factory=list)   # worst first
     probes: List[EntryResult] = field(default_factory=list)
+    kinks: List[EntryResult] = field(default_factory=list)      # entries passed as valid subgradients
     note: str = ""
 
     @property
@@ -186,18 +194,22 @@ def _block_details(b):
         shown = b.failures[:WORST_SHOWN]
         lines += ["", f"{b.name}: worst entries ({len(shown)} of {len(b.failures)} failing)"]
         lines += _table(_ENTRY_HEADER, [_entry_row(e) for e in shown])
+    if b.kinks:
+        lines += ["", f"{b.name}: at kinks ({len(b.kinks[:WORST_SHOWN])} of {len(b.kinks)}, valid subgradients)"]
+        lines += _table(_ENTRY_HEADER, [_entry_row(e) for e in b.kinks[:WORST_SHOWN]])
     if b.note:
         lines += [f"{b.name}: {b.note}"]
     return lines
 
 
 _ENTRY_HEADER = ["index", "analytic", "numeric", "abs err", "rel err", "allowed", "err est", "step",
-                 "scheme", "verdict"]
+                 "scheme", "left slope", "right slope", "verdict"]
 
 
 def _entry_row(e):
+    sides = [f"{s:+.6e}" if s == s else "-" for s in (e.left, e.right)]
     return [e.index, f"{e.analytic:+.10e}", f"{e.numeric:+.10e}", f"{e.abs_err:.2e}", f"{e.rel_err:.2e}",
-            f"{e.allowed:.2e}", f"{e.err_est:.2e}", f"{e.step:.2e}", e.scheme, e.verdict]
+            f"{e.allowed:.2e}", f"{e.err_est:.2e}", f"{e.step:.2e}", e.scheme, *sides, e.verdict]
 
 
 def _table(header, rows):

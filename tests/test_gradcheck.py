@@ -324,18 +324,58 @@ def test_fails_backward_not_linear_in_dout():
 # verdicts: kink or noise vs wrong gradient
 # ---------------------------------------------------------------------------------------------------
 
-def test_kink_is_not_called_a_wrong_gradient():
-    report = check_op(abs_forward, abs_backward_claiming_one_at_zero, [np.array([0.0, 0.7, -1.2])])
+def test_a_valid_subgradient_at_a_kink_passes_and_strict_fails_it():
+    """|x| at 0 with the backward claiming slope 1 there: a valid subgradient (between the left slope -1
+    and the right slope +1), so it passes by default, listed with both slopes; strict=True fails it."""
+    x = np.array([0.0, 0.7, -1.2])
+    report = check_op(abs_forward, abs_backward_claiming_one_at_zero, [x])
     block = report.block("x0")
-    assert not report.ok
-    assert [(e.index, e.verdict) for e in block.failures] == [("(0,)", "kink or noise")]
-    assert "kink or noise" in str(report)
+    assert report.ok and not block.failures
+    assert [(e.index, e.verdict) for e in block.kinks] == [("(0,)", "kink: valid subgradient")]
+    kink = block.kinks[0]
+    assert kink.left < 0 < kink.right and np.isclose(kink.left, -kink.right, rtol=1e-6)
+    assert "left slope" in str(report) and "valid subgradient" in str(report)
+    strict = check_op(abs_forward, abs_backward_claiming_one_at_zero, [x], strict=True)
+    assert not strict.ok
+    assert [(e.index, e.verdict) for e in strict.block("x0").failures] == [("(0,)", "kink: valid subgradient (strict)")]
+    assert "strict=True" in strict.reproduce
+    with pytest.raises(AssertionError, match="allow_kinks=False"):
+        assert_gradients(report, allow_kinks=False)
+    assert_gradients(report)
 
 
-def test_kink_inside_the_step_is_kink_or_noise():
+def test_a_kink_inside_the_step_is_a_valid_subgradient():
+    """|x| at 3e-7 and -2e-6: smooth there, but every step crosses the kink at 0. The side away from 0
+    settles, the other does not; the correct sign(x) equals the settled side."""
     report = check_op(abs_forward, abs_backward_claiming_one_at_zero, [np.array([3e-7, -2e-6])])
-    assert not report.ok
-    assert {e.verdict for e in report.block("x0").failures} == {"kink or noise"}
+    assert report.ok
+    assert {e.verdict for e in report.block("x0").kinks} == {"kink: valid subgradient"}
+
+
+def leaky_relu_forward(x):
+    return np.where(x > 0, x, 0.01 * x), x
+
+
+@pytest.mark.parametrize("x", [np.array([0.0, 1.3, -0.4]), np.array([0.0, 0.0, 2.0, -1e-6])])
+def test_a_gradient_wrong_only_at_the_kink_is_wrong(x):
+    """Leaky ReLU whose backward gives slope 0 at exactly 0, outside [0.01, 1]: wrong, not 'kink'."""
+    wrong = check_op(leaky_relu_forward, lambda d, x: d * np.where(x > 0, 1.0, np.where(x == 0, 0.0, 0.01)), [x])
+    assert not wrong.ok
+    zeros = [str((int(i),)) for i in np.flatnonzero(x == 0)]
+    assert sorted(e.index for e in wrong.block("x0").failures) == sorted(zeros)
+    assert {e.verdict for e in wrong.block("x0").failures} == {"wrong gradient at a kink"}
+    right = check_op(leaky_relu_forward, lambda d, x: d * np.where(x > 0, 1.0, 0.01), [x])
+    assert right.ok and {e.index for e in right.block("x0").kinks} >= set(zeros)
+
+
+def test_relu_at_its_kink_with_either_convention_passes():
+    x = np.array([0.0, -0.0, 2.5, -1.0, 4e-6])
+    for at_zero in (0.0, 0.5, 1.0):
+        report = check_op(lambda x: (np.maximum(x, 0.0), x),
+                          lambda d, x: d * np.where(x > 0, 1.0, np.where(x == 0, at_zero, 0.0)), [x])
+        assert report.ok, str(report)
+    too_big = check_op(lambda x: (np.maximum(x, 0.0), x), lambda d, x: d * np.where(x >= 0, 1.5, 0.0), [x])
+    assert not too_big.ok
 
 
 def noisy_square_forward(x):
@@ -350,7 +390,9 @@ def test_noise_is_never_called_a_wrong_gradient(seed):
     correct = check_op(noisy_square_forward, lambda dy, x: 2.0 * dy * x, [x], seed=seed)
     wrong = check_op(noisy_square_forward, lambda dy, x: 2.02 * dy * x, [x], seed=seed)
     assert {e.verdict for e in correct.block("x0").failures} <= {"kink or noise"}
-    assert not wrong.ok and {e.verdict for e in wrong.block("x0").failures} == {"kink or noise"}
+    assert not correct.block("x0").kinks and not wrong.block("x0").kinks    # noise is not passed as a kink
+    assert not wrong.ok and "kink or noise" in {e.verdict for e in wrong.block("x0").failures}
+    assert {e.verdict for e in wrong.block("x0").failures} <= {"kink or noise", "wrong gradient at a kink"}
 
 
 def test_clean_wrong_gradient_is_wrong_gradient():
@@ -594,3 +636,34 @@ def test_strategies_feed_check_op(data):
     sh = data.draw(gst.shapes(max_B=2, max_H=2, max_N=5, max_M=3))
     w = data.draw(gst.weightings(sh["B"], sh["H"], sh["N"]))
     gst.observe(assert_gradients(softmax_forward, softmax_backward, [np.log(w)]))
+
+
+def pairwise_max(x):
+    return x.reshape(-1, 2).max(axis=1), x
+
+
+def test_tied_max_pool_entries_that_both_take_the_gradient_are_wrong():
+    """Each tied entry alone is a valid subgradient (left slope 0, right slope 1); moved together the max
+    rises with slope 1, and 1 + 1 is wrong: the check of the tied entries together says so."""
+    x = np.array([0.3, 0.3, -1.2, 0.5, 2.0, 2.0])
+
+    def first_max(d, x):
+        p = x.reshape(-1, 2)
+        first = p[:, 0] >= p[:, 1]
+        return np.stack([d * first, d * ~first], axis=1).reshape(-1)
+
+    def both_at_tie(d, x):
+        p = x.reshape(-1, 2)
+        return np.stack([d * (p[:, 0] >= p[:, 1]), d * (p[:, 1] >= p[:, 0])], axis=1).reshape(-1)
+    assert check_op(pairwise_max, first_max, [x]).ok
+    wrong = check_op(pairwise_max, both_at_tie, [x])
+    assert not wrong.ok
+    assert {e.index for e in wrong.block("x0").failures} == {"together: (0,) + (1,)", "together: (4,) + (5,)"}
+    assert {e.verdict for e in wrong.block("x0").failures} <= {"wrong gradient", "wrong gradient at a kink"}
+
+
+def test_kinks_of_different_kinds_are_not_moved_together():
+    """clip at -1 and at +1 in one input: correct with any sign of the upstream gradient."""
+    x = np.array([1.0, -1.0, 1.0, -1.0, 0.3])
+    for seed in range(6):
+        assert check_op(lambda x: (np.clip(x, -1.0, 1.0), x), lambda d, x: d * (np.abs(x) < 1), [x], seed=seed).ok
