@@ -667,3 +667,59 @@ def test_kinks_of_different_kinds_are_not_moved_together():
     x = np.array([1.0, -1.0, 1.0, -1.0, 0.3])
     for seed in range(6):
         assert check_op(lambda x: (np.clip(x, -1.0, 1.0), x), lambda d, x: d * (np.abs(x) < 1), [x], seed=seed).ok
+
+
+# ---------------------------------------------------------------------------------------------------
+# the checker's own resolution: each test fails a looser variant of the checker (found by a mutation
+# campaign: a noise floor 100x too large, a Richardson step of the wrong order, the sharpness condition
+# dropped, the allowed error rtol (|a| + |n|) instead of rtol max(|a|, |n|))
+# ---------------------------------------------------------------------------------------------------
+
+def test_richardson_estimate_has_the_promised_order():
+    """R = (4 G(h/2) - G(h)) / 3 of exp at 0.3 with h = 7.4e-4: error O(h^4) ~ 1e-14 relative; a wrong
+    combination (e.g. 2 G(h/2) - G(h), O(h^2) ~ 1e-7) is far outside."""
+    from gradcheck.numeric import Ladder, Noise
+    x = 0.3
+    phi = lambda t: (np.exp(x + t), t)                            # noqa: E731
+    ladder = Ladder(phi, np.exp(x), 7.4e-4, "central", Noise(np.finfo(float).eps, np.exp(x))).extend(2)
+    assert abs(ladder.level(0).value - np.exp(x)) <= 1e-11 * np.exp(x)
+    one_sided = Ladder(phi, np.exp(x), 7.4e-4, "forward", Noise(np.finfo(float).eps, np.exp(x))).extend(2)
+    assert abs(one_sided.level(0).value - np.exp(x)) <= 1e-8 * np.exp(x)      # O(h^3) ~ 4e-10
+
+
+def test_a_small_absolute_error_in_a_small_entry_is_caught():
+    """Gradient entries of 1e-8 beside entries of 1, and 3e-10 added to one small entry: far above the
+    round-off floor (~1e-11 here), so it must fail, naming that entry."""
+    scale = np.array([1.0, 1e-8, 0.5])
+
+    def forward(x):
+        return x * scale, None
+
+    def backward(d, cache):
+        g = d * scale
+        g[1] += 3e-10
+        return g
+    report = check_op(forward, backward, [np.array([0.4, -1.1, 2.0])])
+    assert not report.ok
+    assert [e.index for e in report.block("x0").failures] == ["(1,)"]
+
+
+def test_a_function_that_varies_within_one_step_does_not_hide_a_mistake():
+    """sin(300 x): at the first step h = 7.4e-4 the Richardson estimate is off by ~1e-3 relative, and its
+    error estimate with it; a 3e-4 relative mistake must still fail (the ladder goes down first)."""
+    x = np.array([0.2, -0.7, 1.3])
+    forward = lambda x: (np.sin(300.0 * x), x)                                     # noqa: E731
+    assert check_op(forward, lambda d, x: d * 300.0 * np.cos(300.0 * x), [x]).ok
+    wrong = check_op(forward, lambda d, x: d * 300.0 * np.cos(300.0 * x) * 1.0003, [x])
+    assert not wrong.ok and {e.verdict for e in wrong.block("x0").failures} == {"wrong gradient"}
+
+
+@pytest.mark.parametrize("factor", [1.5, 1.9])
+def test_an_error_between_one_and_two_rtol_fails(factor):
+    """tanh, smooth and exact to ~1e-12 here: a backward off by factor x rtol (relative) fails at rtol."""
+    x = np.array([0.3, -0.8, 1.1, 0.05])
+    rtol = 1e-6
+    forward = lambda x: (np.tanh(x), x)                                            # noqa: E731
+    assert check_op(forward, lambda d, x: d * (1 - np.tanh(x) ** 2), [x], rtol=rtol).ok
+    report = check_op(forward, lambda d, x: d * (1 - np.tanh(x) ** 2) * (1 + factor * rtol), [x], rtol=rtol)
+    assert not report.ok
