@@ -63,7 +63,7 @@ KINK_RATIO = 1.5
 
 # A one-sided slope counts as settled when its change shrank (or sat at round-off) over this many
 # successive halvings at the smallest steps (Ladder.one_sided).
-STEADY_HALVINGS = 2
+STEADY_HALVINGS = 3
 
 SCHEMES = ("central", "forward", "backward")
 

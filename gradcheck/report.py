@@ -90,6 +90,23 @@ class BlockResult:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """One thing a check found wrong, as data (Report.failures()): an entry, probe or group of entries of
+    a block (index set), or a block or structural check as a whole (index None, message says why)."""
+
+    where: str                     # the block (input, parameter) or the structural check
+    index: Optional[str]           # "(i, j)", "probe k", "together: (0,) + (1,)"; None for a whole block/check
+    verdict: str
+    analytic: float = float("nan")
+    numeric: float = float("nan")
+    left: float = float("nan")     # at a kink: the one-sided slopes
+    right: float = float("nan")
+    error: float = float("nan")    # |analytic - numeric|
+    allowed: float = float("nan")
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """A named structural check (shapes, mutation, determinism, linearity, ...)."""
 
@@ -130,8 +147,21 @@ class Report:
                 return c
         raise KeyError(name)
 
-    def failures(self):
-        """Short phrases naming every failing block and check."""
+    def failures(self) -> List[Failure]:
+        """Every failing entry (or probe) of every block, every failing block that has none (not checked),
+        and every failing structural check, as Failure records: filter them, count them, assert on them."""
+        found = []
+        for b in self.blocks:
+            if b.ok:
+                continue
+            found += [Failure(b.name, e.index, e.verdict, e.analytic, e.numeric, e.left, e.right, e.abs_err,
+                              e.allowed) for e in b.failures]
+            if not b.failures:
+                found.append(Failure(b.name, None, b.verdict, message=b.summary or b.verdict))
+        return found + [Failure(c.name, None, "failed", message=c.message) for c in self.checks if not c.ok]
+
+    def failure_summary(self):
+        """Short phrases naming every failing block and check (the headline of str(report))."""
         found = [f"{b.name}: {b.summary or b.verdict}" for b in self.blocks if not b.ok]
         return found + [f"{c.name}: {c.message}" for c in self.checks if not c.ok]
 
@@ -172,7 +202,7 @@ def _headline(report):
         compared = ", ".join(_count(n, unit) for n, unit in ((entries, "entry"), (probes, "probe")) if n)
         return (f"gradcheck PASSED ({report.function}): {_count(len(report.blocks), 'block')} "
                 f"({compared or 'nothing'} compared), {_count(len(report.checks), 'structural check')} ok")
-    return f"gradcheck FAILED ({report.function}): " + "; ".join(report.failures())
+    return f"gradcheck FAILED ({report.function}): " + "; ".join(report.failure_summary())
 
 
 def _count(n, unit):

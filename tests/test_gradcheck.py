@@ -3,6 +3,8 @@
 The ops below are small forward/backward pairs written for these tests (the checker must not know
 about ntm_ref). Dimension letters: N rows, D columns.
 """
+import zlib
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -380,7 +382,7 @@ def test_relu_at_its_kink_with_either_convention_passes():
 
 def noisy_square_forward(x):
     """y = x^2 plus 1e-8 of deterministic noise (a fixed function of x's bytes, so forward is repeatable)."""
-    rng = np.random.default_rng(abs(hash(x.tobytes())) % 2 ** 32)
+    rng = np.random.default_rng(zlib.crc32(x.tobytes()))      # not hash(): that changes per process
     return x ** 2 + 1e-8 * rng.normal(size=x.shape), x
 
 
@@ -723,3 +725,18 @@ def test_an_error_between_one_and_two_rtol_fails(factor):
     assert check_op(forward, lambda d, x: d * (1 - np.tanh(x) ** 2), [x], rtol=rtol).ok
     report = check_op(forward, lambda d, x: d * (1 - np.tanh(x) ** 2) * (1 + factor * rtol), [x], rtol=rtol)
     assert not report.ok
+
+
+def test_failures_are_records():
+    """Report.failures(): data to filter and assert on, one record per failing entry and per failing check."""
+    x = np.array([0.0, 0.7, -1.2, 0.0])
+    report = check_op(leaky_relu_forward, lambda d, x: d * np.where(x > 0, 1.0, np.where(x == 0, 0.0, 0.02)), [x],
+                      names=["x"])
+    records = report.failures()
+    assert {(f.where, f.index) for f in records} == {("x", "(2,)"), ("x", "(0,)"), ("x", "(3,)")}
+    at_kink = [f for f in records if f.verdict == "wrong gradient at a kink"]
+    assert {f.index for f in at_kink} == {"(0,)", "(3,)"}
+    assert all(f.left < f.right and f.analytic == 0.0 and f.error > f.allowed for f in at_kink)
+    wrong = next(f for f in records if f.index == "(2,)")
+    assert wrong.verdict == "wrong gradient" and np.isclose(wrong.numeric / wrong.analytic, 0.5, rtol=1e-6)
+    assert check_op(np.tanh and (lambda x: (np.tanh(x), x)), lambda d, x: d * (1 - np.tanh(x) ** 2), [x]).failures() == []
