@@ -56,6 +56,8 @@ def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=N
     if loss0 is None:
         return abandon(report, [(n, pristine[n].shape) for n in names], "loss_fn did not give a usable value")
 
+    report.notes.append("a scalar loss has no upstream gradient: a backward that ignores or mishandles one "
+                        "cannot show here (check each layer with check_op, which draws a random dout)")
     noise = Noise(eps=float(np.finfo(np.float64).eps), scale=abs(loss0))
     rng = np.random.default_rng(seed)
     for name in names:

@@ -46,7 +46,7 @@ class _Op:
 
 
 def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=None, names=None,
-             allow_float32=False, max_entries=None, strict=False):
+             allow_float32=False, max_entries=None, strict=False, nondiff=None):
     """Check backward against central differences with Richardson extrapolation; return a Report.
 
     forward(*inputs) -> (out, cache); backward(dout, cache) -> the gradient of each input (a single
@@ -64,10 +64,18 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     strict: fail entries at a kink even when the analytic value is a valid subgradient (between the left
         and right slopes); by default they pass, listed under the block. A value outside both slopes at
         a kink always fails ("wrong gradient at a kink").
+    nondiff: names or indices of inputs that are not differentiated (a mask, a flag, a float you do not
+        want checked). Integer and bool arrays (indices, labels) and inputs that are not arrays are never
+        differentiated. Such an input is passed to forward unchanged (a fresh copy each call) and its
+        slot in backward's return is ignored (None is fine); the report lists it as "not differentiated".
     """
     if isinstance(inputs, np.ndarray):
         raise TypeError("inputs must be a sequence of arrays in argument order, e.g. [x], not one array")
     names = input_names(names, len(inputs))
+    fixed = _fixed_inputs(inputs, names, nondiff)
+    if fixed:
+        return _check_with_fixed(forward, backward, list(inputs), names, fixed, seed=seed, rtol=rtol, atol=atol,
+                                 bounds=bounds, allow_float32=allow_float32, max_entries=max_entries, strict=strict)
     inputs = validated_arrays(list(inputs), names, allow_float32)
     bounds = normalized_bounds(bounds, names)
     require_inside(inputs, names, bounds)
@@ -87,6 +95,76 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
         report.blocks.append(_check_input(op, i, g, bounds[op.names[i]], noise, rtol, atol or 0.0, max_entries,
                                           strict))
     report.checks.append(vacuity_check(report.blocks))
+    return report
+
+
+# -- inputs that are not differentiated ------------------------------------------------------------
+
+def _fixed_inputs(inputs, names, nondiff):
+    """Indices of the inputs not to differentiate: those named in nondiff, integer/bool arrays, non-arrays."""
+    chosen = set()
+    for key in nondiff or ():
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            if not 0 <= key < len(names):
+                raise ValueError(f"nondiff index {key} out of range for {len(names)} inputs")
+            chosen.add(int(key))
+        elif key in names:
+            chosen.add(names.index(key))
+        else:
+            raise ValueError(f"nondiff: {key!r} is not one of the inputs {names}")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, np.ndarray) or x.dtype.kind in "biu":
+            chosen.add(i)
+    return sorted(chosen)
+
+
+def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
+    """check_op on the differentiated inputs only: forward gets the fixed ones (fresh copies) in their
+    places, backward's slots for them are dropped; the fixed inputs are listed, and must not be mutated."""
+    free = [i for i in range(len(inputs)) if i not in fixed]
+    if not free:
+        raise ValueError(f"nothing to differentiate: every input ({', '.join(names)}) is not differentiated")
+    kept = {i: (inputs[i].copy() if isinstance(inputs[i], np.ndarray) else inputs[i]) for i in fixed}
+    given = {i: (inputs[i].copy() if isinstance(inputs[i], np.ndarray) else inputs[i]) for i in fixed}
+
+    def fresh(i):
+        return kept[i].copy() if isinstance(kept[i], np.ndarray) else kept[i]
+
+    def forward_free(*xs):
+        args = list(xs)
+        for i in fixed:
+            args.insert(i, fresh(i))
+        return forward(*args)
+
+    def backward_free(dout, cache):
+        raw = backward(dout, cache)
+        if isinstance(raw, (tuple, list)) and len(raw) == len(inputs):
+            picked = [raw[i] for i in free]
+            return picked[0] if len(free) == 1 else tuple(picked)
+        return raw                      # the count check names the problem
+    forward_free.__qualname__ = function_name(forward)
+    backward_free.__qualname__ = function_name(backward)
+    bounds = given_bounds = options.pop("bounds", None)
+    bounds = {k: v for k, v in (bounds or {}).items()
+              if not (k in [names[i] for i in fixed] or (isinstance(k, int) and k in fixed))}
+    bounds = {(free.index(k) if isinstance(k, int) else k): v for k, v in bounds.items()}
+    report = check_op(forward_free, backward_free, [inputs[i] for i in free], names=[names[i] for i in free],
+                      bounds=bounds or None, **options)
+    default_names = names == [f"x{i}" for i in range(len(names))]
+    report.reproduce = call_text("check_op", [function_name(forward), function_name(backward), "inputs"],
+                                 dict(seed=options["seed"], rtol=options["rtol"], atol=options["atol"],
+                                      bounds=given_bounds, names=None if default_names else names,
+                                      allow_float32=options["allow_float32"], max_entries=options["max_entries"],
+                                      strict=options["strict"], nondiff=[names[i] for i in fixed]))
+    for i in fixed:
+        shape = np.shape(inputs[i])
+        report.blocks.insert(i, BlockResult(name=names[i], shape=tuple(shape), method="-", checked=0,
+                                            fraction_nonzero=0.0, verdict=NOT_CHECKED, summary="not differentiated"))
+    mutated = [names[i] for i in fixed if isinstance(kept[i], np.ndarray)
+               and not (kept[i].shape == given[i].shape and np.array_equal(kept[i], given[i], equal_nan=True))]
+    report.checks.append(CheckResult("fixed inputs not mutated", not mutated,
+                                     f"changed: {', '.join(mutated)}" if mutated else
+                                     f"{', '.join(names[i] for i in fixed)} unchanged"))
     return report
 
 

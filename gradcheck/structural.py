@@ -20,10 +20,12 @@ LINEARITY_EPS_MULTIPLE = 1000.0
 
 
 def as_outputs(out):
-    """(list of output arrays, whether forward returned a tuple)."""
+    """(list of output arrays, whether forward returned a tuple). A float (a loss) is a 0-d float64 array."""
+    def array(o):
+        return np.asarray(o, dtype=np.float64) if isinstance(o, (float, np.floating)) and not isinstance(o, bool) else o
     if isinstance(out, (tuple, list)):
-        return [np.asarray(o) if isinstance(o, np.floating) else o for o in out], True
-    return [np.asarray(out) if isinstance(out, np.floating) else out], False
+        return [array(o) for o in out], True
+    return [array(out)], False
 
 
 def as_upstream(douts, is_tuple):

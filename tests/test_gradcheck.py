@@ -415,8 +415,8 @@ def test_float32_needs_permission():
     assert "float32" in report.reproduce and "low precision" in str(report)
 
 
-def test_integer_inputs_and_a_single_array_are_rejected():
-    with pytest.raises(TypeError):
+def test_only_integer_inputs_and_a_single_array_are_rejected():
+    with pytest.raises(ValueError, match="nothing to differentiate"):       # integers are never differentiated
         check_op(abs_forward, abs_backward_claiming_one_at_zero, [np.array([1, 2])])
     with pytest.raises(TypeError, match="sequence"):
         check_op(abs_forward, abs_backward_claiming_one_at_zero, np.array([1.0, 2.0]))
@@ -740,3 +740,68 @@ def test_failures_are_records():
     wrong = next(f for f in records if f.index == "(2,)")
     assert wrong.verdict == "wrong gradient" and np.isclose(wrong.numeric / wrong.analytic, 0.5, rtol=1e-6)
     assert check_op(np.tanh and (lambda x: (np.tanh(x), x)), lambda d, x: d * (1 - np.tanh(x) ** 2), [x]).failures() == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# ordinary layers: integer inputs, inputs not differentiated, a float loss
+# ---------------------------------------------------------------------------------------------------
+
+def embedding_forward(table, idx):
+    return table[idx], (idx, table.shape)
+
+
+def embedding_backward(d, cache):
+    idx, shape = cache
+    g = np.zeros(shape)
+    np.add.at(g, idx, d)
+    return g, None                                    # no gradient for the integer indices
+
+
+def test_integer_inputs_are_passed_through_and_their_slot_may_be_none():
+    table, idx = np.random.default_rng(0).normal(size=(5, 3)), np.array([0, 2, 2, 4])
+    report = check_op(embedding_forward, embedding_backward, [table, idx], names=["table", "idx"])
+    assert report.ok, str(report)
+    assert report.block("idx").summary == "not differentiated" and report.block("table").checked == 15
+    assert "nondiff=['idx']" in report.reproduce and "names=['table', 'idx']" in report.reproduce
+
+    def repeats_missed(d, cache):                     # g[idx] += d drops the second 2
+        idx, shape = cache
+        g = np.zeros(shape)
+        g[idx] += d
+        return g, None
+    wrong = check_op(embedding_forward, repeats_missed, [table, idx], names=["table", "idx"])
+    assert not wrong.ok and {f.index[:3] for f in wrong.failures()} == {"(2,"}
+
+
+def test_a_float_loss_and_integer_labels():
+    """log-softmax + NLL returning a Python float, labels an int array."""
+    def nll_forward(logits, labels):
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(labels)), labels].mean()), (logp, labels)
+
+    def nll_backward(d, cache):
+        logp, labels = cache
+        p = np.exp(logp)
+        p[np.arange(len(labels)), labels] -= 1.0
+        return d * p / len(labels), None
+    x, labels = np.random.default_rng(1).normal(size=(4, 3)), np.array([0, 2, 1, 1])
+    assert check_op(nll_forward, nll_backward, [x, labels]).ok
+    assert not check_op(nll_forward, lambda d, c: (nll_backward(d, c)[0] * 1.001, None), [x, labels]).ok
+
+
+def test_nondiff_by_name_and_a_fixed_input_mutated():
+    x, mask = np.random.default_rng(2).normal(size=(3, 4)), np.array([1.0, 0.0, 1.0, 1.0])
+    report = check_op(lambda x, m: (x * m, m), lambda d, m: (d * m, None), [x, mask], names=["x", "mask"],
+                      nondiff=["mask"])
+    assert report.ok and report.block("mask").summary == "not differentiated"
+
+    def mutating_forward(x, m):
+        m[0] = 5.0                                    # its own copy: forward gets a fresh one each call
+        return x * m, m
+    assert check_op(mutating_forward, lambda d, m: (d * m, None), [x, mask], nondiff=[1]).ok
+    assert mask[0] == 1.0
+    with pytest.raises(ValueError, match="nondiff: 'y' is not one of the inputs"):
+        check_op(lambda x, m: (x * m, m), lambda d, m: (d * m, None), [x, mask], nondiff=["y"])
+    with pytest.raises(ValueError, match="nothing to differentiate"):
+        check_op(lambda m: (m * 1.0, m), lambda d, m: None, [np.array([1, 2])])
