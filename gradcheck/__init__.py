@@ -21,7 +21,7 @@ dicts name -> array. Hypothesis strategies for the NTM's input domains live in `
 (imported on first use, so ``import gradcheck`` does not need hypothesis).
 
 The scalar checked is sum(out * dout) for a seeded random Gaussian dout. Numeric derivatives are central
-differences with one Richardson step (step eps^(1/5) * max(1, |x|)), one-sided at a declared bound; an
+differences with one Richardson step (step eps^(1/5) * max(min(1, rms x), |x|)), one-sided at a declared bound; an
 entry passes iff |a - n| <= atol_i + rtol * max(|a|, |n|), atol_i tied to the measured noise. Failing
 entries are re-estimated down a ladder of smaller steps, which also tells a wrong gradient (the ladder
 converges elsewhere) from a kink (the one-sided slopes settle apart: the analytic value must lie between

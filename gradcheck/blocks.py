@@ -13,8 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from gradcheck.numeric import BASE_LEVELS, ESTIMATE_MULTIPLE, LADDER_LEVELS, Ladder, base_step, choose_scheme
-from gradcheck.report import FAILING, KINK, NONFINITE, NOT_CHECKED, OK, SUBGRADIENT, SUBGRADIENT_STRICT, \
+from gradcheck.numeric import BASE_LEVELS, DEEP_LEVELS, ESTIMATE_MULTIPLE, LADDER_LEVELS, Ladder, base_step, choose_scheme, \
+    input_scale
+from gradcheck.report import FAILING, INCONCLUSIVE, KINK, NONFINITE, NOT_CHECKED, OK, SUBGRADIENT, SUBGRADIENT_STRICT, \
     VACUOUS, WRONG, WRONG_AT_KINK, BlockResult, CheckResult, EntryResult
 
 INF = float("inf")
@@ -24,20 +25,26 @@ INF = float("inf")
 # over the last halving plus its round-off floor).
 KINK_JUMP = 2.0
 
+# A check must be able to see a mistake of this relative size at the block's largest gradient entry;
+# where the truncation error of the finite differences allows more, the block is INCONCLUSIVE.
+POWER_RTOL = 1e-4
+
 # At most this many groups of tied kink entries per block are moved together (_kinks_together).
 MAX_KINK_GROUPS = 10
 
 
 def check_entries(name, x, analytic, evaluate, f0, *, indices, bounds, noise, rtol, atol, eps,
-                  strict=False):
-    """Finite-difference check of the flat entries `indices` of block x (of machine epsilon eps)."""
+                  strict=False, step=None):
+    """Finite-difference check of the flat entries `indices` of block x (of machine epsilon eps).
+    step: the base step of every entry (default: base_step of the entry, floored at the input's scale)."""
     work = x.copy()
     results = []
+    scale = input_scale(x)
     for j in indices:
         phi = _entry_phi(work, x, int(j), evaluate)
         room = _entry_room(float(x.flat[j]), bounds)
         label = str(tuple(int(i) for i in np.unravel_index(int(j), x.shape)))
-        h = base_step(x.flat[j], eps)
+        h = float(step) if step is not None else base_step(x.flat[j], eps, scale)
         results.append(judge(phi, f0, h, room, noise, float(analytic.flat[j]), rtol, atol, label, strict))
     kinks = [int(j) for j, r in zip(indices, results) if r.verdict in (SUBGRADIENT, SUBGRADIENT_STRICT)
              and r.exactly]
@@ -63,15 +70,15 @@ def _kinks_together(x, analytic, evaluate, f0, kinks, bounds, noise, rtol, atol,
     u.flat[kinks] = 1.0 / np.sqrt(len(kinks))
     labels = [str(tuple(int(i) for i in np.unravel_index(j, x.shape))) for j in kinks]
     label = "together: " + " + ".join(labels[:4]) + (f" + {len(labels) - 4} more" if len(labels) > 4 else "")
-    h = base_step(_rms(x.flat[kinks]), eps)
+    h = base_step(_rms(x.flat[kinks]), eps, input_scale(x))
     return judge(_direction_phi(x, u, evaluate), f0, h, _direction_room(x, u, bounds), noise,
                  float(np.sum(analytic * u)), rtol, atol, label, strict)
 
 
 def check_probes(name, x, analytic, evaluate, f0, *, directions, bounds, noise, rtol, atol, eps,
-                 strict=False):
+                 strict=False, step=None):
     """Directional-derivative check along unit `directions`, the step scaled to the block's rms."""
-    h = base_step(_rms(x), eps)
+    h = float(step) if step is not None else base_step(_rms(x), eps, input_scale(x))
     results = []
     for k, u in enumerate(directions):
         phi = _direction_phi(x, u, evaluate)
@@ -119,6 +126,12 @@ def judge(phi, f0, h, room, noise, analytic, rtol, atol, label, strict=False):
         return _entry(label, analytic, ladder.level(0), scheme, rtol, atol, NONFINITE, force=True)
     smooth = ladder.converges() and not ladder.kink()
     entry = _entry(label, analytic, ladder.best(), scheme, rtol, atol, WRONG if smooth else KINK)
+    if entry.ok and _truncation_limited(entry):
+        # the function varies on a scale below the ladder's steps (a cosine near a zero key varies on
+        # sqrt(eps)): go on halving, to h / 2^(DEEP_LEVELS - 1), before the block may be inconclusive
+        ladder.extend(DEEP_LEVELS)
+        if ladder.finite():
+            entry = _entry(label, analytic, ladder.best(), scheme, rtol, atol, WRONG if smooth else KINK)
     if entry.ok or smooth or scheme != "central":
         return entry
     return _at_kink(entry, ladder, rtol, atol, strict)
@@ -168,6 +181,13 @@ def summarize(name, shape, analytic, results, method):
         block.worst_ratio = max(r.ratio for r in smooth)
     block.verdict = _block_verdict(failing, fraction)
     block.summary = _block_summary(block, failing, method)
+    no_power = _without_power(smooth) if block.verdict == OK else None
+    if no_power is not None:
+        block.verdict = INCONCLUSIVE
+        block.summary = (f"inconclusive: the check has no power here: at the largest gradient entry "
+                         f"{no_power.index} (|a| {max(abs(no_power.analytic), abs(no_power.numeric)):.3g}) the "
+                         f"truncation error allowed is {ESTIMATE_MULTIPLE * no_power.err_est:.3g}, more than "
+                         f"{POWER_RTOL:g} of it (a smaller step= may help)")
     notes = []
     if len(compared) < len(results):
         notes.append(f"{len(results) - len(compared)} entries not checked: no room between their bounds")
@@ -266,6 +286,25 @@ def _sharp(entry, rtol):
     truncation = ESTIMATE_MULTIPLE * entry.err_est
     round_off = entry.atol - truncation            # the floor (plus any user atol)
     return truncation <= max(rtol * max(abs(entry.analytic), abs(entry.numeric)), round_off)
+
+
+def _truncation_limited(entry):
+    """The truncation part of the allowed error is above POWER_RTOL of the value and above round-off."""
+    size = max(abs(entry.analytic), abs(entry.numeric))
+    truncation = ESTIMATE_MULTIPLE * entry.err_est
+    return POWER_RTOL * size < truncation and truncation > entry.atol - truncation
+
+
+def _without_power(results):
+    """The entry with the largest gradient, when the truncation part of its allowed error (the Richardson
+    error estimate, which a smaller step shrinks) is above POWER_RTOL of its size and above the round-off
+    part: a mistake of POWER_RTOL relative could pass there unseen. None when the check has the power,
+    or when round-off limits it (the arithmetic's limit: no step does better)."""
+    seen = [r for r in results if r.verdict == OK]
+    if not seen:
+        return None
+    top = max(seen, key=lambda r: max(abs(r.analytic), abs(r.numeric)))
+    return top if _truncation_limited(top) else None
 
 
 def _above_noise(r):

@@ -24,7 +24,7 @@ MODES = ("full", "probe")
 
 
 def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=None, bounds=None, probes=3,
-               names=None, strict=False):
+               names=None, strict=False, step=None):
     """Check grads (a dict like params) against finite differences of loss_fn; return a Report.
 
     mode: "full" (every entry) or "probe" (`probes` random directions per block, falling back to every
@@ -34,7 +34,7 @@ def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=N
     rtol, atol: as in check_op: an entry (or probe) passes iff |a - n| <= atol_i + rtol * max(|a|, |n|),
         atol_i = 2 x Richardson error estimate + round-off floor (10 x gain x eps x |loss| / step),
         plus atol if given. rtol 1e-5 suits losses through time; a 1.0001 scaling (1e-4) still fails.
-    strict: as in check_op: fail valid subgradients at kinks too.
+    strict: as in check_op: fail valid subgradients at kinks too. step: as in check_op.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -46,7 +46,7 @@ def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=N
     validated_arrays([params[k] for k in keys], [f"params[{k!r}]" for k in keys], allow_float32=False)
     bounds = normalized_bounds(bounds, keys)
     require_inside([params[k] for k in keys], keys, bounds)
-    report = _new_report(loss_fn, mode, seed, rtol, atol, bounds, names, probes, strict)
+    report = _new_report(loss_fn, mode, seed, rtol, atol, bounds, names, probes, strict, step)
     names = _block_names(names, keys)
     pristine = {k: params[k].copy() for k in keys}
 
@@ -62,12 +62,13 @@ def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=N
     rng = np.random.default_rng(seed)
     for name in names:
         report.blocks.append(_check_block(loss_fn, pristine, grads, name, loss0, mode, rng, bounds[name], noise,
-                                          float(rtol), atol or 0.0, probes, strict))
+                                          float(rtol), atol or 0.0, probes, strict, step))
     report.checks.append(vacuity_check(report.blocks))
     return report
 
 
-def _check_block(loss_fn, pristine, grads, name, loss0, mode, rng, bounds, noise, rtol, atol, probes, strict):
+def _check_block(loss_fn, pristine, grads, name, loss0, mode, rng, bounds, noise, rtol, atol, probes, strict,
+                 step):
     x = pristine[name]
     g = grads.get(name)
     if not (isinstance(g, np.ndarray) and g.shape == x.shape):
@@ -76,7 +77,7 @@ def _check_block(loss_fn, pristine, grads, name, loss0, mode, rng, bounds, noise
     g = np.asarray(g, np.float64)
     evaluate = _evaluator(loss_fn, pristine, name)
     common = dict(bounds=bounds, noise=noise, rtol=rtol, atol=atol, eps=float(np.finfo(np.float64).eps),
-                  strict=strict)
+                  strict=strict, step=step)
     entries = lambda: check_entries(name, x, g, evaluate, loss0, indices=np.arange(x.size), **common)
     if mode == "full":
         return entries()
@@ -125,12 +126,13 @@ def _block_names(names, keys):
     return names
 
 
-def _new_report(loss_fn, mode, seed, rtol, atol, bounds, names, probes, strict):
+def _new_report(loss_fn, mode, seed, rtol, atol, bounds, names, probes, strict, step):
     declared = {n: b for n, b in bounds.items() if b != (None, None)} or None
     reproduce = call_text("check_loss", [function_name(loss_fn), "params", "grads"],
                           dict(mode=mode, seed=seed, rtol=rtol, atol=atol, bounds=declared,
                                probes=probes if mode == "probe" else None,
-                               names=None if names is None else list(names), strict=strict or None))
+                               names=None if names is None else list(names), strict=strict or None,
+                               step=step))
     return Report(function="check_loss", seed=seed, rtol=rtol, atol=atol, reproduce=reproduce,
                   rule=pass_rule(rtol, atol, "|loss|"))
 

@@ -19,8 +19,9 @@ from typing import Callable, Tuple
 
 import numpy as np
 
-# Base step h = eps^(1/5) * max(1, |x|). The Richardson estimate has truncation error O(h^4) and
-# round-off error O(eps / h); the two balance near h ~ eps^(1/5): 7.4e-4 in float64, 4.1e-2 in float32.
+# Base step h = eps^(1/5) * max(s, |x|), s = min(1, rms of the input). The Richardson estimate has
+# truncation error O(h^4) and round-off error O(eps / h); the two balance near h ~ eps^(1/5): 7.4e-4 in
+# float64, 4.1e-2 in float32 (for numbers of size 1; in units of s for an input of smaller size).
 STEP_EXPONENT = 1.0 / 5.0
 
 # One Richardson step needs two stage values (G_0 at h, G_1 at h/2).
@@ -29,6 +30,10 @@ BASE_LEVELS = 2
 # An entry that fails at h is re-estimated down a ladder h, h/2, ..., h/64 (7 stage values): far enough
 # that a smooth function's error shrinks 16^5 ~ 1e6 times, short enough that round-off stays < 64x.
 LADDER_LEVELS = 7
+
+# An entry that passes only with a truncation error above 1e-4 of it (the function varies on a scale
+# below the steps) goes on down to h/2048 (12 stage values) before its block may be called inconclusive.
+DEEP_LEVELS = 12
 
 # Never step more than half-way to a bound, so no evaluation lands on (or past) it.
 ROOM_FRACTION = 0.5
@@ -68,9 +73,17 @@ STEADY_HALVINGS = 3
 SCHEMES = ("central", "forward", "backward")
 
 
-def base_step(x, eps):
-    """The unshrunk step for an entry of value x (or a block of rms x): eps^(1/5) * max(1, |x|)."""
-    return eps ** STEP_EXPONENT * max(1.0, abs(float(x)))
+def base_step(x, eps, scale=1.0):
+    """The unshrunk step for an entry of value x (or a block of rms x): eps^(1/5) * max(scale, |x|), with
+    scale the input's own size (input_scale): 1 for inputs of ordinary size, smaller for small inputs,
+    so the step is never far above the size of the numbers it perturbs."""
+    return eps ** STEP_EXPONENT * max(scale, abs(float(x)))
+
+
+def input_scale(x):
+    """min(1, rms of x) (1 for an all-zero x): the floor of an input's steps (base_step)."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if np.size(x) else 0.0
+    return min(1.0, rms) if rms > 0 else 1.0
 
 
 def choose_scheme(h, room_minus, room_plus):

@@ -46,7 +46,7 @@ class _Op:
 
 
 def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=None, names=None,
-             allow_float32=False, max_entries=None, strict=False, nondiff=None):
+             allow_float32=False, max_entries=None, strict=False, nondiff=None, step=None):
     """Check backward against central differences with Richardson extrapolation; return a Report.
 
     forward(*inputs) -> (out, cache); backward(dout, cache) -> the gradient of each input (a single
@@ -64,6 +64,8 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     strict: fail entries at a kink even when the analytic value is a valid subgradient (between the left
         and right slopes); by default they pass, listed under the block. A value outside both slopes at
         a kink always fails ("wrong gradient at a kink").
+    step: the base finite-difference step of every entry (default eps^(1/5) max(|x|, the input's scale),
+        the scale min(1, rms of the input)); the ladder halves it down from there.
     nondiff: names or indices of inputs that are not differentiated (a mask, a flag, a float you do not
         want checked). Integer and bool arrays (indices, labels) and inputs that are not arrays are never
         differentiated. Such an input is passed to forward unchanged (a fresh copy each call) and its
@@ -75,11 +77,13 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     fixed = _fixed_inputs(inputs, names, nondiff)
     if fixed:
         return _check_with_fixed(forward, backward, list(inputs), names, fixed, seed=seed, rtol=rtol, atol=atol,
-                                 bounds=bounds, allow_float32=allow_float32, max_entries=max_entries, strict=strict)
+                                 bounds=bounds, allow_float32=allow_float32, max_entries=max_entries, strict=strict,
+                                 step=step)
     inputs = validated_arrays(list(inputs), names, allow_float32)
     bounds = normalized_bounds(bounds, names)
     require_inside(inputs, names, bounds)
-    report = _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict)
+    report = _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict,
+                         step)
     op = _Op(forward, backward, [x.copy() for x in inputs], names, np.random.default_rng(seed))
     shapes = [(n, x.shape) for n, x in zip(names, op.pristine)]
 
@@ -93,7 +97,7 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     rtol = effective_rtol(rtol, noise.eps)
     for i, g in enumerate(grads):
         report.blocks.append(_check_input(op, i, g, bounds[op.names[i]], noise, rtol, atol or 0.0, max_entries,
-                                          strict))
+                                          strict, step))
     report.checks.append(vacuity_check(report.blocks))
     return report
 
@@ -155,7 +159,8 @@ def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
                                  dict(seed=options["seed"], rtol=options["rtol"], atol=options["atol"],
                                       bounds=given_bounds, names=None if default_names else names,
                                       allow_float32=options["allow_float32"], max_entries=options["max_entries"],
-                                      strict=options["strict"], nondiff=[names[i] for i in fixed]))
+                                      strict=options["strict"], step=options["step"],
+                                      nondiff=[names[i] for i in fixed]))
     for i in fixed:
         shape = np.shape(inputs[i])
         report.blocks.insert(i, BlockResult(name=names[i], shape=tuple(shape), method="-", checked=0,
@@ -170,13 +175,13 @@ def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
 
 # -- steps of check_op -----------------------------------------------------------------------------
 
-def _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict):
+def _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict, step):
     declared = {n: b for n, b in bounds.items() if b != (None, None)} or None
     default_names = names == [f"x{i}" for i in range(len(names))]
     reproduce = call_text("check_op", [function_name(forward), function_name(backward), "inputs"],
                           dict(seed=seed, rtol=rtol, atol=atol, bounds=declared,
                                names=None if default_names else names, allow_float32=allow_float32,
-                               max_entries=max_entries, strict=strict))
+                               max_entries=max_entries, strict=strict, step=step))
     return Report(function="check_op", seed=seed, rtol=rtol, atol=atol, reproduce=reproduce,
                   rule=pass_rule(rtol, atol, "|f| + sum|out * dout|"))
 
@@ -276,7 +281,7 @@ def _linearity_checks(op, noise):
     return [S.check_linear(mixed_g, g1, g2, op.names, floors, noise.eps), S.check_zero(zero, op.names)]
 
 
-def _check_input(op, i, g, bounds, noise, rtol, atol, max_entries, strict):
+def _check_input(op, i, g, bounds, noise, rtol, atol, max_entries, strict, step):
     """The finite-difference block of input i (NOT_CHECKED if its gradient has the wrong shape)."""
     x, name = op.pristine[i], op.names[i]
     if not S.usable(g, x):
@@ -287,7 +292,7 @@ def _check_input(op, i, g, bounds, noise, rtol, atol, max_entries, strict):
         indices = np.sort(op.rng.choice(x.size, size=max_entries, replace=False))
     block = check_entries(name, x, np.asarray(g, np.float64), _evaluator(op, i), op.f0, indices=indices,
                           bounds=bounds, noise=noise, rtol=rtol, atol=atol, eps=float(np.finfo(x.dtype).eps),
-                          strict=strict)
+                          strict=strict, step=step)
     if len(indices) < x.size:
         block.note = "; ".join(filter(None, [block.note, f"{len(indices)} of {x.size} entries checked "
                                                           "(max_entries)"]))

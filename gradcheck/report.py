@@ -14,8 +14,9 @@ WRONG_AT_KINK = "wrong gradient at a kink"       # a jump in the slope, the anal
 NONFINITE = "non-finite f near x"   # f was inf/nan at a perturbed point (a domain to declare in bounds?)
 VACUOUS = "vacuous"                 # the analytic gradient is all zero while the numeric one is not
 NOT_CHECKED = "not checked"         # no room between the bounds, or the gradient's shape is wrong
+INCONCLUSIVE = "inconclusive"       # a block whose largest entry's truncation error allowed is above 1e-4 of it
 
-FAILING = (WRONG, WRONG_AT_KINK, KINK, SUBGRADIENT_STRICT, NONFINITE, VACUOUS)
+FAILING = (WRONG, WRONG_AT_KINK, KINK, SUBGRADIENT_STRICT, NONFINITE, VACUOUS, INCONCLUSIVE)
 
 # How many failing entries per block the text shows, worst first.
 WORST_SHOWN = 5

@@ -220,7 +220,8 @@ ELEMENTWISE = {
 
 # --- the shift kernel: softmax of an elementwise activation --------------------------------------------
 # The paper's s = softmax(z). pytorch-ntm's first revisions squash the logits first: softmax(relu(z))
-# (0682553) and softmax(F.softplus(z)) (d8fedf6 to 7ae872d, until 2018-03-26): softmax_torch_softplus. "softmax_<name>" is softmax(<name>(z)).
+# (0682553) and softmax(F.softplus(z)) (d8fedf6 to 7ae872d, until 2018-03-26): softmax_torch_softplus.
+# "softmax_<name>" is softmax(<name>(z)).
 
 class ComposedCache(NamedTuple):
     """Caches of softmax(inner(x)): the inner activation's and the softmax's."""

@@ -347,11 +347,15 @@ def test_a_valid_subgradient_at_a_kink_passes_and_strict_fails_it():
 
 
 def test_a_kink_inside_the_step_is_a_valid_subgradient():
-    """|x| at 3e-7 and -2e-6: smooth there, but every step crosses the kink at 0. The side away from 0
-    settles, the other does not; the correct sign(x) equals the settled side."""
-    report = check_op(abs_forward, abs_backward_claiming_one_at_zero, [np.array([3e-7, -2e-6])])
+    """|x| at 3e-7 and -2e-6 beside entries of size 1 (the input's scale, so steps of ~5e-4): smooth there,
+    but every step crosses the kink at 0. The side away from 0 settles, the other does not; the correct
+    sign(x) equals the settled side. (Alone, entries this small get steps of their own size: smooth.)"""
+    report = check_op(abs_forward, abs_backward_claiming_one_at_zero, [np.array([3e-7, 1.1, -2e-6, -0.6])])
     assert report.ok
+    assert [e.index for e in report.block("x0").kinks] == ["(0,)", "(2,)"]
     assert {e.verdict for e in report.block("x0").kinks} == {"kink: valid subgradient"}
+    small = check_op(abs_forward, abs_backward_claiming_one_at_zero, [np.array([3e-7, -2e-6])])
+    assert small.ok and not small.block("x0").kinks
 
 
 def leaky_relu_forward(x):
@@ -805,3 +809,47 @@ def test_nondiff_by_name_and_a_fixed_input_mutated():
         check_op(lambda x, m: (x * m, m), lambda d, m: (d * m, None), [x, mask], nondiff=["y"])
     with pytest.raises(ValueError, match="nothing to differentiate"):
         check_op(lambda m: (m * 1.0, m), lambda d, m: None, [np.array([1, 2])])
+
+
+# ---------------------------------------------------------------------------------------------------
+# tiny scales: steps follow the input's size; a check without power says so instead of passing
+# ---------------------------------------------------------------------------------------------------
+
+def test_a_small_mistake_at_a_tiny_scale_is_caught():
+    """Inputs of size 1e-4 and a function that varies on that scale: with a step of 7e-4 (the old floor of
+    1) the estimate was off by ~5% and a 1.0001 scaling passed; steps now follow the input's size."""
+    x = np.random.default_rng(0).normal(size=6) * 1e-4
+    forward = lambda x: (np.sin(3e3 * x), x)                                       # noqa: E731
+    backward = lambda d, x: d * 3e3 * np.cos(3e3 * x)                              # noqa: E731
+    assert check_op(forward, backward, [x]).ok
+    wrong = check_op(forward, lambda d, x: backward(d, x) * 1.0001, [x])
+    assert not wrong.ok and wrong.block("x0").verdict == "wrong gradient"
+
+
+def test_l2_normalise_at_a_tiny_norm_misses_no_term():
+    def l2_forward(x):
+        n = np.sqrt(np.sum(x ** 2))
+        return x / n, (x, n)
+
+    def l2_backward(d, cache):
+        x, n = cache
+        y = x / n
+        return (d - y * np.sum(d * y)) / n
+    x = np.random.default_rng(3).normal(size=4) * 5e-8          # norm ~1e-7
+    assert check_op(l2_forward, l2_backward, [x]).ok
+    missing = check_op(l2_forward, lambda d, c: d / c[1], [x])
+    assert not missing.ok and missing.block("x0").verdict == "wrong gradient"
+
+
+def test_a_check_without_power_is_inconclusive_not_passed():
+    """exp(50 x) with step=5: even at step/2048 the truncation error allows more than 1e-4 of the largest
+    gradient, so the block is 'inconclusive', a failing verdict, though every entry is within its (huge)
+    allowed error. The default step resolves it (entries that pass only with a large truncation error go
+    on halving first)."""
+    x = np.array([0.01, -0.02])
+    forward, backward = (lambda x: (np.exp(50.0 * x), x)), (lambda d, x: d * 50.0 * np.exp(50.0 * x))
+    report = check_op(forward, backward, [x], step=5.0)
+    assert not report.ok and report.block("x0").verdict == "inconclusive"
+    assert "no power" in report.block("x0").summary and "step=5.0" in report.reproduce
+    assert [f.verdict for f in report.failures()] == ["inconclusive"]
+    assert check_op(forward, backward, [x]).ok
