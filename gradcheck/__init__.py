@@ -33,9 +33,9 @@ import importlib
 from gradcheck.asserts import assert_gradients, assert_loss_gradients
 from gradcheck.loss import check_loss
 from gradcheck.op import check_op
-from gradcheck.report import Failure, Report
+from gradcheck.report import Failure, Report, load_inputs
 
-__all__ = ["check_op", "check_loss", "Report", "Failure", "assert_gradients", "assert_loss_gradients"]
+__all__ = ["check_op", "check_loss", "Report", "Failure", "assert_gradients", "assert_loss_gradients", "load_inputs"]
 
 
 def __getattr__(name):

@@ -66,8 +66,12 @@ def effective_rtol(rtol, eps):
 
 
 def function_name(fn):
-    """A readable name for the reproduce line."""
-    return getattr(fn, "__qualname__", None) or repr(fn)
+    """A readable name for the reproduce line: the qualified name, or the plain name for a function defined
+    inside another (whose qualified name, 'f.<locals>.g', is not Python that runs)."""
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname and "<locals>" in qualname:
+        return getattr(fn, "__name__", qualname)
+    return qualname or repr(fn)
 
 
 def call_text(function, positional, keywords):

@@ -49,6 +49,8 @@ def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=N
     report = _new_report(loss_fn, mode, seed, rtol, atol, bounds, names, probes, strict, step)
     names = _block_names(names, keys)
     pristine = {k: params[k].copy() for k in keys}
+    report.arrays = {**{f"params/{k}": v.copy() for k, v in pristine.items()},
+                     **{f"grads/{k}": np.array(g, copy=True) for k, g in grads.items() if isinstance(g, np.ndarray)}}
 
     report.checks += [_key_check(keys, grads), _shape_check(keys, params, grads), _finite_check(keys, grads)]
     loss0, call_checks = _call_checks(loss_fn, pristine)

@@ -84,6 +84,7 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
     require_inside(inputs, names, bounds)
     report = _new_report(forward, backward, seed, rtol, atol, bounds, names, allow_float32, max_entries, strict,
                          step)
+    report.arrays = {f"input/{i}": x.copy() for i, x in enumerate(inputs)}
     op = _Op(forward, backward, [x.copy() for x in inputs], names, np.random.default_rng(seed))
     shapes = [(n, x.shape) for n, x in zip(names, op.pristine)]
 
@@ -94,6 +95,7 @@ def check_op(forward, backward, inputs, *, seed=0, rtol=1e-6, atol=None, bounds=
         return abandon(report, shapes, "backward returned the wrong number of gradients")
     noise = _noise(op, report, rtol)
     report.checks += _linearity_checks(op, noise)
+    _one_cause(report)
     rtol = effective_rtol(rtol, noise.eps)
     for i, g in enumerate(grads):
         report.blocks.append(_check_input(op, i, g, bounds[op.names[i]], noise, rtol, atol or 0.0, max_entries,
@@ -161,6 +163,8 @@ def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
                                       allow_float32=options["allow_float32"], max_entries=options["max_entries"],
                                       strict=options["strict"], step=options["step"],
                                       nondiff=[names[i] for i in fixed]))
+    report.arrays = ({f"input/{i}": np.array(x, copy=True) for i, x in enumerate(inputs)}
+                     if all(isinstance(x, np.ndarray) for x in inputs) else {})
     for i in fixed:
         shape = np.shape(inputs[i])
         report.blocks.insert(i, BlockResult(name=names[i], shape=tuple(shape), method="-", checked=0,
@@ -227,6 +231,22 @@ def _run_backward(op, report):
     report.checks += [S.check_gradient_shapes(grads, op.pristine, op.names), S.check_finite(grads, op.names),
                       S.check_deterministic(grads, second or [], op.names)]
     return grads
+
+
+# Checks that call backward again: when forward or backward changes an input (or dout) in place, later
+# calls see other values, so these fail as a consequence, not a second cause.
+_CONSEQUENCES = ("backward deterministic", "backward linear in dout", "zero dout gives zero gradient",
+                 "forward deterministic")
+
+
+def _one_cause(report):
+    """One cause per failure: with inputs mutated, the checks that repeat calls are not judged."""
+    if report.check("inputs not mutated").ok:
+        return
+    report.checks = [c if c.ok or c.name not in _CONSEQUENCES else
+                     CheckResult(c.name, True, "not judged: an input or dout is changed in place (see 'inputs "
+                                               "not mutated'), so repeated calls see other values")
+                     for c in report.checks]
 
 
 def _dout_mutation(op):

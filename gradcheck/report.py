@@ -1,7 +1,9 @@
 """What a gradient check found, and how it prints: a verdict line, how to reproduce it, the structural
 checks, a per-block summary table and the worst entries of each failing block."""
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
 
 # Verdicts of one entry, one probe or one block.
 OK = "ok"
@@ -129,6 +131,8 @@ class Report:
     checks: List[CheckResult] = field(default_factory=list)
     blocks: List[BlockResult] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    # what report.save writes: name -> array ("input/<i>" for check_op, "params/<k>", "grads/<k>" for check_loss)
+    arrays: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self):
@@ -147,6 +151,19 @@ class Report:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def save(self, path):
+        """Write the checked point (inputs; or params and grads) to an .npz and point the reproduce line at
+        it: `gradcheck.load_inputs(path)` gives them back. The seed in the line draws the same dout.
+        -> the new reproduce line."""
+        if not self.arrays:
+            raise ValueError("nothing to save: the report holds no arrays (an input that is not an array?)")
+        np.savez(path, **self.arrays)
+        loaded = f"*gradcheck.load_inputs({str(path)!r})" if self.function == "check_loss" else \
+            f"gradcheck.load_inputs({str(path)!r})"
+        placeholder = "params, grads" if self.function == "check_loss" else "inputs"
+        self.reproduce = self.reproduce.replace(placeholder, loaded, 1)
+        return self.reproduce
 
     def failures(self) -> List[Failure]:
         """Every failing entry (or probe) of every block, every failing block that has none (not checked),
@@ -250,3 +267,14 @@ def _table(header, rows):
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     fmt = lambda r: "  " + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
     return [fmt(header)] + [fmt(r) for r in rows]
+
+
+def load_inputs(path):
+    """What Report.save wrote: the list of inputs (check_op), or (params, grads) dicts (check_loss)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    if any(k.startswith("input/") for k in arrays):
+        return [arrays[f"input/{i}"] for i in range(len(arrays))]
+    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+    grads = {k[len("grads/"):]: v for k, v in arrays.items() if k.startswith("grads/")}
+    return params, grads

@@ -853,3 +853,38 @@ def test_a_check_without_power_is_inconclusive_not_passed():
     assert "no power" in report.block("x0").summary and "step=5.0" in report.reproduce
     assert [f.verdict for f in report.failures()] == ["inconclusive"]
     assert check_op(forward, backward, [x]).ok
+
+
+def test_save_writes_the_point_and_the_reproduce_line_runs(tmp_path):
+    """report.save(path): the inputs in an .npz, and a reproduce line that loads them and gives the same report."""
+    x = np.array([0.0, 0.7, -1.2, 0.0])
+
+    def leaky_wrong_at_zero(d, x):
+        return d * np.where(x > 0, 1.0, np.where(x == 0, 0.0, 0.01))
+    report = check_op(leaky_relu_forward, leaky_wrong_at_zero, [x], seed=3)
+    line = report.save(tmp_path / "failing.npz")
+    assert "gradcheck.load_inputs(" in line and "seed=3" in line
+    again = eval(line, {"gradcheck": gradcheck, "check_op": check_op,                       # noqa: S307
+                        "leaky_relu_forward": leaky_relu_forward, "leaky_wrong_at_zero": leaky_wrong_at_zero})
+    assert [(f.index, f.verdict) for f in again.failures()] == [(f.index, f.verdict) for f in report.failures()]
+    params, grads = {"w": np.array([0.5, -1.0])}, {"w": np.array([1.0, -2.0])}
+    loss_report = check_loss(lambda p: float(np.sum(p["w"] ** 2)), params, grads)
+    loss_line = loss_report.save(tmp_path / "loss.npz")
+    p2, g2 = gradcheck.load_inputs(tmp_path / "loss.npz")
+    assert "*gradcheck.load_inputs(" in loss_line and np.array_equal(p2["w"], params["w"]) and np.array_equal(g2["w"], grads["w"])
+
+
+def test_a_backward_that_mutates_its_input_is_reported_once():
+    """backward scales the input it cached in place: 'inputs not mutated' fails; the determinism and
+    linearity checks, which only fail as a consequence, say they were not judged."""
+    def forward(x):
+        return x ** 2, x                                  # the cache is the input array itself
+
+    def backward(d, x):
+        g = 2.0 * d * x
+        x *= 1.5                                          # mutates the input
+        return g
+    report = check_op(forward, backward, [np.array([0.3, -1.2, 2.0])])
+    failed = [c.name for c in report.checks if not c.ok]
+    assert failed == ["inputs not mutated"], str(report)
+    assert "not judged" in report.check("backward deterministic").message
