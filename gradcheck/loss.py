@@ -4,7 +4,7 @@ loss_fn(params) -> float, with params a dict name -> float64 array; grads has th
 checker only ever perturbs its own copies of the arrays.
 
 mode "full" checks every entry of every block. mode "probe" checks, per block, `probes` random
-Gaussian unit directions u (drawn from np.random.default_rng(seed), block by block): the directional
+Gaussian unit directions u (drawn from checker_rng(seed), block by block): the directional
 derivative of the loss along u, by the same Richardson scheme with the step scaled to the block's rms,
 against grads[name] . u. A block whose probes fail is then checked entry by entry, to name the bad
 entries.
@@ -17,7 +17,7 @@ from gradcheck.arguments import FLOAT64, call_text, function_name, normalized_bo
     validated_arrays
 from gradcheck.blocks import check_entries, check_probes, probe_directions, vacuity_check
 from gradcheck.numeric import Noise
-from gradcheck.op import EvaluationError, pass_rule
+from gradcheck.op import EvaluationError, checker_rng, pass_rule
 from gradcheck.report import NOT_CHECKED, BlockResult, CheckResult, Report, abandon
 
 MODES = ("full", "probe")
@@ -61,7 +61,7 @@ def check_loss(loss_fn, params, grads, *, mode="full", seed=0, rtol=1e-5, atol=N
     report.notes.append("a scalar loss has no upstream gradient: a backward that ignores or mishandles one "
                         "cannot show here (check each layer with check_op, which draws a random dout)")
     noise = Noise(eps=float(np.finfo(np.float64).eps), scale=abs(loss0))
-    rng = np.random.default_rng(seed)
+    rng = checker_rng(seed)
     for name in names:
         report.blocks.append(_check_block(loss_fn, pristine, grads, name, loss0, mode, rng, bounds[name], noise,
                                           float(rtol), atol or 0.0, probes, strict, step))
