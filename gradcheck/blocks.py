@@ -289,10 +289,13 @@ def _sharp(entry, rtol):
 
 
 def _truncation_limited(entry):
-    """The truncation part of the allowed error is above POWER_RTOL of the value and above round-off."""
+    """The truncation part of the allowed error is above POWER_RTOL of the value, while the round-off part
+    is not (where round-off alone exceeds POWER_RTOL of the value, the arithmetic is the limit: a gradient
+    entry near the noise of f, which no step resolves better)."""
     size = max(abs(entry.analytic), abs(entry.numeric))
     truncation = ESTIMATE_MULTIPLE * entry.err_est
-    return POWER_RTOL * size < truncation and truncation > entry.atol - truncation
+    round_off = entry.atol - truncation
+    return POWER_RTOL * size < truncation and round_off <= POWER_RTOL * size
 
 
 def _without_power(results):
