@@ -227,21 +227,32 @@ def pytorch_ntm_arrays(state_dict, config: NTMConfig, where="state dict"):
     params = {}
     for l, C_l in enumerate(config.controller_sizes):
         w_ih, w_hh = take(f"controller.lstm.weight_ih_l{l}", 2), take(f"controller.lstm.weight_hh_l{l}", 2)
-        b = take(f"controller.lstm.bias_ih_l{l}", 1) + take(f"controller.lstm.bias_hh_l{l}", 1)
+        b_ih, b_hh = take(f"controller.lstm.bias_ih_l{l}", 1), take(f"controller.lstm.bias_hh_l{l}", 1)
         blocks = lambda a: np.concatenate([a[k * C_l:(k + 1) * C_l] for k in _OUR_GATE_BLOCKS])  # noqa: E731
-        if w_ih.shape[0] != 4 * C_l or w_hh.shape != (4 * C_l, C_l) or b.shape != (4 * C_l,):
-            raise InteropError(f"{where}: controller layer {l} shapes {w_ih.shape}, {w_hh.shape}, {b.shape} do "
-                               f"not make an LSTM of size {C_l}")
+        if w_ih.shape[0] != 4 * C_l or w_hh.shape != (4 * C_l, C_l) or b_ih.shape != (4 * C_l,) \
+                or b_hh.shape != (4 * C_l,):
+            raise InteropError(f"{where}: controller layer {l} shapes {w_ih.shape}, {w_hh.shape}, {b_ih.shape}, "
+                               f"{b_hh.shape} do not make an LSTM of size {C_l}")
+        b = b_ih + b_hh
         params[f"ctrl.{l}.W"] = blocks(np.concatenate([w_ih, w_hh], axis=1)).T
         params[f"ctrl.{l}.b"] = blocks(b)
     h0, c0 = take("controller.lstm_h_bias", 3), take("controller.lstm_c_bias", 3)
-    for l in range(len(config.controller_sizes)):
+    L, C = len(config.controller_sizes), config.controller_sizes[0]
+    for name, value in (("controller.lstm_h_bias", h0), ("controller.lstm_c_bias", c0)):
+        if value.shape != (L, 1, C):
+            raise InteropError(f"{where}: {name} has shape {value.shape}; the LSTM of {L} layer(s) of size {C} "
+                               f"needs {(L, 1, C)}")
+    for l in range(L):
         params[f"ctrl.{l}.h0"], params[f"ctrl.{l}.c0"] = h0[l, 0], c0[l, 0]
     params["read.W"], params["read.b"] = take("heads.0.fc_read.weight", 2).T, take("heads.0.fc_read.bias", 1)
     params["write.W"], params["write.b"] = take("heads.1.fc_write.weight", 2).T, take("heads.1.fc_write.bias", 1)
     params["out.W"], params["out.b"] = take("fc.weight", 2).T, take("fc.bias", 1)
     memory0 = take("memory.mem_bias", 2)
-    read0 = np.stack([take(f"read{r}_bias", 2)[0] for r in range(config.read_heads)])
+    reads = [take(f"read{r}_bias", 2) for r in range(config.read_heads)]
+    for r, value in enumerate(reads):
+        if value.shape != (1, config.memory_width):
+            raise InteropError(f"{where}: read{r}_bias has shape {value.shape}; needs {(1, config.memory_width)}")
+    read0 = np.concatenate(reads, axis=0)
     # the memory module is registered under the NTM, under each head and under EncapsulatedNTM: every
     # copy must be the same buffer
     copies = [(k, source) for source in (sd, rest) for k in source

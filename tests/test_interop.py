@@ -191,6 +191,11 @@ def drop(name):
     (lambda sd: sd.update({"ntm.read0_bias": torch.full((1, 5), float("nan"), dtype=torch.float64)}),
      "buffer read0: contains NaN"),
     (lambda sd: sd.update({"ntm.fc.bias": torch.zeros(8, dtype=torch.complex128)}), "complex128"),
+    (lambda sd: sd.update({"ntm.controller.lstm_h_bias": torch.zeros(2, 1, 12, dtype=torch.float64)}),
+     "lstm_h_bias has shape (2, 1, 12); the LSTM of 1 layer(s) of size 12 needs (1, 1, 12)"),
+    (lambda sd: sd.update({"ntm.read0_bias": torch.zeros(2, 5, dtype=torch.float64)}), "read0_bias has shape (2, 5)"),
+    (lambda sd: sd.update({"ntm.controller.lstm.bias_hh_l0": torch.zeros(47, dtype=torch.float64)}),
+     "controller layer 0 shapes"),
 ])
 def test_bad_state_dicts_name_the_problem(change, message):
     sd = state_dict()
