@@ -147,10 +147,13 @@ def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
     def fresh(i):
         return kept[i].copy() if isinstance(kept[i], np.ndarray) else kept[i]
 
+    handed = []                          # every copy of a fixed input given to forward: checked afterwards
+
     def forward_free(*xs):
         args = list(xs)
         for i in fixed:
             args.insert(i, fresh(i))
+            handed.append((i, args[i]))
         return forward(*args)
 
     def backward_free(dout, cache):
@@ -162,9 +165,13 @@ def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
     forward_free.__qualname__ = function_name(forward)
     backward_free.__qualname__ = function_name(backward)
     bounds = given_bounds = options.pop("bounds", None)
+    as_index = lambda k: int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else None  # noqa: E731
+    for k in (bounds or {}):
+        if as_index(k) is not None and not 0 <= as_index(k) < len(inputs):
+            raise ValueError(f"bounds index {k} out of range for {len(inputs)} inputs")
     bounds = {k: v for k, v in (bounds or {}).items()
-              if not (k in [names[i] for i in fixed] or (isinstance(k, int) and k in fixed))}
-    bounds = {(free.index(k) if isinstance(k, int) else k): v for k, v in bounds.items()}
+              if not (k in [names[i] for i in fixed] or as_index(k) in fixed)}
+    bounds = {(free.index(as_index(k)) if as_index(k) is not None else k): v for k, v in bounds.items()}
     report = check_op(forward_free, backward_free, [inputs[i] for i in free], names=[names[i] for i in free],
                       bounds=bounds or None, **options)
     default_names = names == [f"x{i}" for i in range(len(names))]
@@ -180,10 +187,10 @@ def _check_with_fixed(forward, backward, inputs, names, fixed, **options):
         shape = np.shape(inputs[i])
         report.blocks.insert(i, BlockResult(name=names[i], shape=tuple(shape), method="-", checked=0,
                                             fraction_nonzero=0.0, verdict=NOT_CHECKED, summary="not differentiated"))
-    mutated = [names[i] for i in fixed if isinstance(kept[i], np.ndarray)
-               and not (kept[i].shape == given[i].shape and np.array_equal(kept[i], given[i], equal_nan=True))]
+    mutated = sorted({names[i] for i, copy in handed if isinstance(copy, np.ndarray)
+                      and not (copy.shape == given[i].shape and np.array_equal(copy, given[i], equal_nan=True))})
     report.checks.append(CheckResult("fixed inputs not mutated", not mutated,
-                                     f"changed: {', '.join(mutated)}" if mutated else
+                                     f"changed by forward or backward: {', '.join(mutated)}" if mutated else
                                      f"{', '.join(names[i] for i in fixed)} unchanged"))
     return report
 
@@ -244,15 +251,18 @@ def _run_backward(op, report):
     return grads
 
 
-# Checks that call backward again: when forward or backward changes an input (or dout) in place, later
-# calls see other values, so these fail as a consequence, not a second cause.
-_CONSEQUENCES = ("backward deterministic", "backward linear in dout", "zero dout gives zero gradient",
-                 "forward deterministic")
+# Checks that call backward again: when backward changes an input it kept in its cache, later calls see
+# other values, so these fail as a consequence, not a second cause.
+_CONSEQUENCES = ("backward deterministic", "backward linear in dout", "zero dout gives zero gradient")
 
 
 def _one_cause(report):
-    """One cause per failure: with inputs mutated, the checks that repeat calls are not judged."""
-    if report.check("inputs not mutated").ok:
+    """One cause per failure: a backward that changes an input it kept in its cache changes what its later
+    calls see, so the checks that repeat backward are not judged. (A changed dout cannot cause that: each
+    call gets a fresh copy; nor a forward that changes its inputs: each call gets fresh copies.)"""
+    mutated = report.check("inputs not mutated")
+    if mutated.ok or not any("changed by backward" in p and not p.startswith("dout")
+                             for p in mutated.message.split("; ")):
         return
     report.checks = [c if c.ok or c.name not in _CONSEQUENCES else
                      CheckResult(c.name, True, "not judged: an input or dout is changed in place (see 'inputs "

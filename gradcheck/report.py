@@ -1,5 +1,6 @@
 """What a gradient check found, and how it prints: a verdict line, how to reproduce it, the structural
 checks, a per-block summary table and the worst entries of each failing block."""
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -159,10 +160,12 @@ class Report:
         if not self.arrays:
             raise ValueError("nothing to save: the report holds no arrays (an input that is not an array?)")
         np.savez(path, **self.arrays)
-        loaded = f"*gradcheck.load_inputs({str(path)!r})" if self.function == "check_loss" else \
-            f"gradcheck.load_inputs({str(path)!r})"
-        placeholder = "params, grads" if self.function == "check_loss" else "inputs"
-        self.reproduce = self.reproduce.replace(placeholder, loaded, 1)
+        star = "*" if self.function == "check_loss" else ""
+        loaded = f"{star}gradcheck.load_inputs({str(path)!r})"
+        # the data argument: the original placeholder, or the load_inputs(...) of an earlier save
+        pattern = (r", (params, grads|\*gradcheck\.load_inputs\([^)]*\))(?=[,)])" if star else
+                   r", (inputs|gradcheck\.load_inputs\([^)]*\))(?=[,)])")
+        self.reproduce = re.sub(pattern, lambda m: ", " + loaded, self.reproduce, count=1)
         return self.reproduce
 
     def failures(self) -> List[Failure]:

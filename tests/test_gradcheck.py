@@ -380,8 +380,11 @@ def test_relu_at_its_kink_with_either_convention_passes():
         report = check_op(lambda x: (np.maximum(x, 0.0), x),
                           lambda d, x: d * np.where(x > 0, 1.0, np.where(x == 0, at_zero, 0.0)), [x])
         assert report.ok, str(report)
-    too_big = check_op(lambda x: (np.maximum(x, 0.0), x), lambda d, x: d * np.where(x >= 0, 1.5, 0.0), [x])
+    too_big = check_op(lambda x: (np.maximum(x, 0.0), x),
+                       lambda d, x: d * np.where(x == 0, 1.5, (x > 0).astype(float)), [x])   # wrong only at 0
     assert not too_big.ok
+    assert {f.index for f in too_big.failures()} == {"(0,)", "(1,)"}
+    assert {f.verdict for f in too_big.failures()} == {"wrong gradient at a kink"}
 
 
 def noisy_square_forward(x):
@@ -802,10 +805,11 @@ def test_nondiff_by_name_and_a_fixed_input_mutated():
     assert report.ok and report.block("mask").summary == "not differentiated"
 
     def mutating_forward(x, m):
-        m[0] = 5.0                                    # its own copy: forward gets a fresh one each call
+        m[0] = 5.0                                    # changes the fixed input it was given
         return x * m, m
-    assert check_op(mutating_forward, lambda d, m: (d * m, None), [x, mask], nondiff=[1]).ok
-    assert mask[0] == 1.0
+    mutated = check_op(mutating_forward, lambda d, m: (d * m, None), [x, mask], nondiff=[1])
+    assert [c.name for c in mutated.checks if not c.ok] == ["fixed inputs not mutated"]
+    assert mask[0] == 1.0                             # the caller's array is never touched
     with pytest.raises(ValueError, match="nondiff: 'y' is not one of the inputs"):
         check_op(lambda x, m: (x * m, m), lambda d, m: (d * m, None), [x, mask], nondiff=["y"])
     with pytest.raises(ValueError, match="nothing to differentiate"):
@@ -874,6 +878,19 @@ def test_save_writes_the_point_and_the_reproduce_line_runs(tmp_path):
     p2, g2 = gradcheck.load_inputs(tmp_path / "loss.npz")
     assert "*gradcheck.load_inputs(" in loss_line and np.array_equal(p2["w"], params["w"]) and np.array_equal(g2["w"], grads["w"])
 
+    def squares(p):
+        return float(np.sum(p["w"] ** 2))
+    loss_report = check_loss(squares, params, grads)
+    loss_report.save(tmp_path / "first.npz")
+    line = loss_report.save(tmp_path / "second.npz")            # a second save points the line at the new file
+    assert "second.npz" in line and "first.npz" not in line
+    assert eval(line, {"gradcheck": gradcheck, "check_loss": check_loss, "squares": squares}).ok   # noqa: S307
+
+    def inputs_forward(x):                                        # a name holding "inputs" stays as it is
+        return leaky_relu_forward(x)
+    named = check_op(inputs_forward, leaky_wrong_at_zero, [x], seed=3)
+    assert named.save(tmp_path / "n.npz").startswith("check_op(inputs_forward, leaky_wrong_at_zero, gradcheck.")
+
 
 def test_a_backward_that_mutates_its_input_is_reported_once():
     """backward scales the input it cached in place: 'inputs not mutated' fails; the determinism and
@@ -905,3 +922,15 @@ def test_dout_is_not_the_users_own_random_stream():
         return (d - y * np.sum(d * y, axis=-1, keepdims=True)) / n
     assert check_op(l2_forward, l2_backward, [x], seed=0).ok
     assert not check_op(l2_forward, lambda d, c: 2.0 * l2_backward(d, c), [x], seed=0).ok
+
+
+
+def test_kinks_of_different_kinds_at_one_value_are_not_a_false_alarm():
+    """relu(x * s) with s = +-1 at zeros: each entry is a valid subgradient alone; moved together the
+    directions cross kinks of both kinds, which is not judged (a sum of subgradients need not lie between
+    the slopes). Also CReLU-like uses of one input in two branches."""
+    s = np.array([1.0, -1.0, 1.0, -1.0, 1.0, 1.0])
+    x = np.array([0.0, 0.0, 0.0, 0.0, 0.7, -0.4])
+    for seed in range(10):
+        report = check_op(lambda x: (np.maximum(x * s, 0.0), x), lambda d, x: d * s * (x * s > 0), [x], seed=seed)
+        assert report.ok, str(report)
