@@ -487,7 +487,9 @@ def main(argv=None):
         print(f"ntm-ref {args.command}: stopped: {err}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print(f"ntm-ref {args.command}: interrupted; the last checkpoint is intact", file=sys.stderr)
+        # only train has checkpoints to speak of
+        done = "; the last checkpoint is intact" if args.command == "train" else ""
+        print(f"ntm-ref {args.command}: interrupted{done}", file=sys.stderr)
         return 130
 
 

@@ -13,6 +13,7 @@ def load_for_eval(path, task=None):
     from ntm_ref.checkpoint import CheckpointError
     from ntm_ref.config import NTMConfig
     from ntm_ref.model import NTM
+    from ntm_ref.trace import params_of
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "checkpoint.npz")):
             path = os.path.join(path, "checkpoint.npz")
@@ -24,8 +25,7 @@ def load_for_eval(path, task=None):
                     config = NTMConfig.from_dict(json.load(f))
                 with np.load(os.path.join(path, "params.npz"), allow_pickle=False) as data:
                     arrays = {k: data[k] for k in data.files}
-                strip = lambda prefix: {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}  # noqa: E731
-                model = NTM.from_arrays(config, strip("param/"), strip("buffer/"))
+                model = NTM.from_arrays(config, params_of(arrays), params_of(arrays, "buffer/"))
             except (ValueError, TypeError, OSError) as err:
                 raise CheckpointError(f"{path}: not a usable import folder: {err}") from None
             return model, {"task": task, "model": "ntm"}, {"step": 0, "sequences": 0, "imported": True}
