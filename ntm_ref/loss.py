@@ -5,8 +5,8 @@ Dimension legend: B batch, T time steps, O output width.
     cost = (1 / B) sum_b sum_t sum_o mask * CE(y, sigmoid(z)) / ln 2
     CE(y, p) = -y log p - (1 - y) log(1 - p) = softplus(z) - y z        (computed from the logits z)
 
-Computing it from the logits never takes log(0), however saturated the output (notes/paper.md,
-"Where NTMs break").
+Computing it from the logits never takes log(0), however saturated the output: implementations that
+take log(sigmoid(z)) get an infinite or NaN cost once an output saturates, a known way NTM training breaks.
 """
 import numpy as np
 from scipy.special import expit

@@ -292,8 +292,11 @@ def step_forward(params, config, x_t, state):
                                      params["out.W"], params["out.b"])
     logits, out_clip = clip_forward(logits, c.clip_value)
     new_state = NTMState(memory, reads, w_read, w_write, ctrl_state)
-    cache = StepCache(ctrl_cache, h, r_lin, r_clip, r_raw, r_heads, rp, w_lin, w_clip, w_raw, w_heads, wp,
-                      r_addr, w_addr, read_cache, write_cache, out_lin, out_clip, new_state)
+    cache = StepCache(controller=ctrl_cache, controller_output=h,
+                      read_linear=r_lin, read_clip=r_clip, read_raw=r_raw, read_heads=r_heads, read_params=rp,
+                      write_linear=w_lin, write_clip=w_clip, write_raw=w_raw, write_heads=w_heads,
+                      write_params=wp, read_address=r_addr, write_address=w_addr, read=read_cache,
+                      write=write_cache, out_linear=out_lin, out_clip=out_clip, state=new_state)
     return logits, new_state, cache
 
 

@@ -1,4 +1,5 @@
-"""The docs' code stays true: every NTMConfig(...) block in docs/conventions.md builds and runs."""
+"""The docs' code stays true: every NTMConfig(...) block in docs/conventions.md builds and runs, and every code
+line the derivation pages quote is still at the line they name."""
 import os
 import re
 
@@ -35,33 +36,59 @@ def test_conventions_config_blocks_build_and_run(block):
     assert np.isfinite(result.loss) and all(np.all(np.isfinite(g)) for g in result.grads.values())
 
 
-def derivation_quotes():
-    """Every `code` (:N) or (:N-M) quote of docs/derivations.md, with the file its section is about."""
-    root = os.path.join(DOCS, "..", "ntm_ref")
-    current, quotes = None, []
-    for n, line in enumerate(open(os.path.join(DOCS, "derivations.md"), encoding="utf-8"), 1):
-        section = re.match(r"## (\d+)\.", line)
-        if section:
-            number = int(section.group(1))
-            current = "activations.py" if number == 1 else "memory.py" if number >= 8 else "addressing.py"
-        elif line.startswith("## Summary"):
-            current = "addressing.py"
-        if current is None:
-            continue
-        for m in re.finditer(r"`([^`]+)`\s*\(:(\d+)(?:-(\d+))?\)", line):
-            quotes.append((n, os.path.join(root, current), m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))))
+# The derivation pages and the fewest quotes each must hold (fewer means quotes were lost or no longer parse).
+DERIVATION_PAGES = {"derivations.md": 200, "derivations-conventions.md": 40}
+SOURCE = os.path.join(DOCS, "..", "ntm_ref")
+QUOTE = re.compile(r"`([^`]+)`\s*\(([\w.]*):(\d+)(?:-(\d+))?\)")
+FILE_OF_HEADING = re.compile(r"`ntm_ref/(\w+\.py)`")
+
+
+def derivation_quotes(page):
+    """Every `code` (:N), (:N-M), (file.py:N) or (file.py:N-M) quote of a derivations page, with its file.
+
+    A quote that names no file takes the one named (as `ntm_ref/<file>.py`) in its heading: a "## " heading
+    names the file of its whole section, a "### " heading that names one overrides it for that subsection.
+    -> [(page line, file name or None, quoted text, first line, last line)].
+    """
+    section = current = None
+    quotes = []
+    with open(os.path.join(DOCS, page), encoding="utf-8") as f:
+        text = f.read().split("\n")
+    for n, line in enumerate(text, 1):
+        if line.startswith(("## ", "### ")):
+            named = FILE_OF_HEADING.search(line)
+            if line.startswith("## "):
+                section = current = named.group(1) if named else None
+            else:
+                current = named.group(1) if named else section
+        for m in QUOTE.finditer(line):
+            first = int(m.group(3))
+            quotes.append((n, m.group(2) or current, m.group(1), first, int(m.group(4) or first)))
     return quotes
 
 
-def test_derivations_quote_the_code_at_the_lines_they_name():
-    """docs/derivations.md matches each formula to a quoted code line: the quote must still be there."""
-    quotes = derivation_quotes()
-    assert len(quotes) > 80
-    stale = []
-    for n, path, quote, first, last in quotes:
-        lines = open(path, encoding="utf-8").read().split("\n")[first - 1:last]
-        if quote not in "\n".join(lines):
-            stale.append(f"derivations.md:{n}: {os.path.basename(path)}:{first}-{last} no longer holds {quote!r}")
+def stale_quotes(page):
+    """The quotes of ``page`` whose file is unknown or missing, or whose lines no longer hold the text."""
+    stale, sources = [], {}
+    for n, name, quote, first, last in derivation_quotes(page):
+        path = os.path.join(SOURCE, name) if name else None
+        if path is None or not os.path.isfile(path):
+            stale.append(f"{page}:{n}: {quote!r} names no file of ntm_ref/ (got {name!r})")
+            continue
+        if path not in sources:
+            with open(path, encoding="utf-8") as f:
+                sources[path] = f.read().split("\n")
+        if first < 1 or last < first or quote not in "\n".join(sources[path][first - 1:last]):
+            stale.append(f"{page}:{n}: {name}:{first}-{last} no longer holds {quote!r}")
+    return stale
+
+
+@pytest.mark.parametrize("page", sorted(DERIVATION_PAGES))
+def test_derivations_quote_the_code_at_the_lines_they_name(page):
+    """The derivation pages match each formula to a quoted code line: the quote must still be there."""
+    found = len(derivation_quotes(page))
+    assert found >= DERIVATION_PAGES[page], f"{page}: {found} quotes found, expected at least {DERIVATION_PAGES[page]}"
+    stale = stale_quotes(page)
     assert not stale, "\n".join(stale)
 
 

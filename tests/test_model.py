@@ -9,7 +9,7 @@ from ntm_ref.config import NTMConfig
 from ntm_ref.model import NTM, NTMState, step_forward
 from ntm_ref.controller import ControllerState
 
-WHOLE_MODEL_RTOL = 1e-6   # the bar for whole-model checks
+WHOLE_MODEL_RTOL = 1e-6   # the relative-error bar for whole-model checks (docs/gradcheck.md)
 
 
 # Each configuration covers something the others do not; together: both controllers, 1 and 2 read and

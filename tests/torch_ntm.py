@@ -1,6 +1,6 @@
 """An independent PyTorch NTM: the mirror that checks ntm_ref's hand-written backward passes.
 
-Written from the equations (Graves, Wayne & Danihelka 2014, as collected in ../shared/notes/paper.md),
+Written from the equations (Graves, Wayne & Danihelka 2014, arXiv:1410.5401),
 docs/trace-format.md ("The computation, precisely") and the fields of ntm_ref/config.py, not from
 ntm_ref's model code. The forward pass is plain PyTorch; every gradient comes from autograd
 (loss.backward() with requires_grad on every parameter and on x). It reads a trace's config, parameters,

@@ -1,0 +1,39 @@
+"""The repository stands alone: no document or docstring points at files outside it, and every relative
+link in the docs and the README leads to a file that exists."""
+import os
+import re
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
+OUTSIDE = re.compile(r"\.\./shared|\bnotes/(paper|field-notes|style|gradcheck)\.md|\bseed/ntm-paper")
+LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+
+
+def _files(exts):
+    for folder in ("ntm_ref", "gradcheck", "tasks", "tests", "scripts", "benchmarks", "docs", "."):
+        base = os.path.join(ROOT, folder)
+        names = os.listdir(base) if folder == "." else [os.path.relpath(os.path.join(d, n), base)
+                                                         for d, _, ns in os.walk(base) for n in ns]
+        for name in names:
+            path = os.path.join(base, name)
+            if os.path.isfile(path) and name.endswith(exts):
+                yield path
+
+
+def test_nothing_points_outside_the_repository():
+    here = os.path.abspath(__file__)
+    found = [f"{os.path.relpath(p, ROOT)}:{n}: {line.strip()[:80]}"
+             for p in set(_files((".py", ".md", ".txt", ".cfg", ".toml", ".ini"))) if os.path.abspath(p) != here
+             for n, line in enumerate(open(p, encoding="utf-8", errors="replace"), 1) if OUTSIDE.search(line)]
+    assert not found, "pointers outside the repository:\n" + "\n".join(sorted(found))
+
+
+def test_every_relative_link_in_the_docs_exists():
+    broken = []
+    for p in _files((".md",)):
+        for n, line in enumerate(open(p, encoding="utf-8"), 1):
+            for target, _ in LINK.findall(line):
+                if "://" in target or target.startswith("mailto:"):
+                    continue
+                if not os.path.exists(os.path.normpath(os.path.join(os.path.dirname(p), target))):
+                    broken.append(f"{os.path.relpath(p, ROOT)}:{n}: {target}")
+    assert not broken, "broken links:\n" + "\n".join(broken)
