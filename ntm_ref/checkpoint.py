@@ -16,7 +16,6 @@ checksum mismatch, wrong shapes) raises CheckpointError with one line naming the
 import hashlib
 import json
 import os
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -57,7 +56,7 @@ def save_checkpoint(path, params, opt_state, config, meta, buffers=None):
     arrays.update({f"opt/{k}": np.asarray(v) for k, v in opt_state.items()})
     arrays.update({f"buffer/{k}": np.asarray(v) for k, v in (buffers or {}).items()})
     arrays["checksum"] = np.array(_checksum(arrays))
-    tmp = f"{path}.tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"        # per process: two writers never share a temporary file
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -70,19 +69,41 @@ def save_checkpoint(path, params, opt_state, config, meta, buffers=None):
         raise
 
 
+def _check_meta_values(path, meta, config):
+    """CheckpointError naming the file and the entry when the metadata or config is not a JSON object, or
+    a training entry that is present has the wrong kind of value: step and sequences ints >= 0, seconds a
+    finite number >= 0, rng_state a state numpy's PCG64 generator accepts (train --resume restores it)."""
+    for name, value in (("meta_json", meta), ("config_json", config)):
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: its {name} is not a JSON object (got {type(value).__name__})")
+    for key in ("step", "sequences"):
+        value = meta.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"{path}: its metadata's {key} is {value!r}; must be an int >= 0")
+    seconds = meta.get("seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise CheckpointError(f"{path}: its metadata's seconds is {seconds!r}; must be a finite number >= 0")
+    if "rng_state" in meta:
+        try:
+            np.random.PCG64().state = meta["rng_state"]
+        except (TypeError, ValueError, KeyError, OverflowError) as err:
+            raise CheckpointError(f"{path}: its metadata's rng_state is not a state of numpy's PCG64 "
+                                  f"generator ({err})") from None
+
+
 def load_checkpoint(path, expected_params=None):
     """Read and verify a checkpoint.  -> Checkpoint(params, opt_state, config, meta, buffers).
 
     ``expected_params``: optional dict name -> array whose names and shapes the checkpoint must match.
     Raises CheckpointError (one line: file and problem) for any unusable file.
     """
+    from ntm_ref.npzio import NpzError, read_npz
     if not os.path.exists(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupted?): {err}") from None
+        arrays = read_npz(path, "")      # headers checked first: no pickle, no array larger than memory
+    except NpzError as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint: {err.problem}") from None
     if "format_version" not in arrays:
         raise CheckpointError(f"{path}: not an ntm_ref checkpoint (no format_version entry)")
     try:
@@ -103,6 +124,7 @@ def load_checkpoint(path, expected_params=None):
         config = json.loads(str(arrays["config_json"]))
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path}: unreadable metadata: {err}") from None
+    _check_meta_values(path, meta, config)
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     opt_state = {k[len("opt/"):]: v for k, v in arrays.items() if k.startswith("opt/")}
     buffers = {k[len("buffer/"):]: v for k, v in arrays.items() if k.startswith("buffer/")}

@@ -36,9 +36,18 @@ def _fmt(row):
 
 
 def demo(args):
-    """One addressing step (eqs 5-9) and a read (eq 2) for two heads on an N x M memory, printed stage by stage."""
-    rng = np.random.default_rng(args.seed)
+    """One addressing step (eqs 5-9) and a read (eq 2) for two heads on an N x M memory, printed stage by
+    stage; with --step, a whole time step of a tiny NTM forward and back (docs/one-step.md)."""
+    if args.step:
+        from ntm_ref.walkthrough import text
+        console(text(args.seed))
+        return 0
+    from ntm_ref.limits import check_fits
     N, M = args.slots, args.width
+    if N < 4 or M < 1:
+        raise UserError(f"--slots must be at least 4 and --width at least 1 (got {N} and {M})")
+    check_fits(8 * 16 * N * M, f"--slots {N} --width {M}")    # the memory and a few copies of it per stage
+    rng = np.random.default_rng(args.seed)
     mem = rng.normal(size=(1, N, M))
     # head 0 looks for the contents of slot 3 by content; head 1 moves one slot on from where it was
     key = np.stack([mem[0, 3] + 0.1 * rng.normal(size=M), rng.normal(size=M)])[None]   # (B=1, H=2, M)
@@ -101,10 +110,21 @@ def train_command(args):
                                                 "checkpoint_every", "val_size", "stop_threshold")
                  if getattr(args, k) is not None}
         settings = TrainSettings(**given, early_stop=args.early_stop, config_overrides=overrides)
+        if args.out is not None and not args.out.strip():
+            raise UserError("--out: got an empty folder name")
         out = args.out or os.path.join("runs", f"{settings.task}-{settings.model}-seed{settings.seed}")
-    train(settings, out, resume=bool(args.resume))
-    print(f"done; checkpoint {os.path.join(out, 'checkpoint.npz')}, metrics {os.path.join(out, 'metrics.csv')}")
+    train(settings, out, resume=bool(args.resume), log=console)
+    console(f"done; checkpoint {os.path.join(out, 'checkpoint.npz')}, metrics {os.path.join(out, 'metrics.csv')}")
     return 0
+
+
+def console(line):
+    """Print a progress line; when stdout is a closed pipe (``ntm-ref train | head -1``), stop printing
+    but keep working: a reader that went away must not stop a training run."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def eval_command(args):
@@ -114,10 +134,13 @@ def eval_command(args):
 
 
 def plot_command(args):
+    """PNG figures of a run folder (ntm_ref.plots): nothing is created or changed unless all can be made."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise UserError('ntm-ref plot needs matplotlib: pip install ".[plot]"') from None
+    if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out}: a file, not a folder (give a folder for the PNGs)")
     from ntm_ref.plots import make_plots
     for path in make_plots(args.run, out_dir=args.out, seed=args.seed):
         print(path)
@@ -135,25 +158,24 @@ def _overrides(items):
 
 
 def _load_npz(path, what):
-    """A user's .npz (parameters or inputs) as a dict; UserError naming the file when it cannot be read."""
-    import zipfile
-    if not os.path.isfile(path):
-        raise UserError(f"{what} {path}: no such file")
+    """A user's .npz (parameters or inputs) as a dict; UserError naming the option and the file when it
+    cannot be read (npzio.read_npz: not an .npz, pickled arrays, more bytes declared than memory allows)."""
+    from ntm_ref.npzio import NpzError, read_npz
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
-        raise UserError(f"{what} {path}: not a readable .npz of plain arrays ({err})") from None
+        return read_npz(path, what)
+    except NpzError as err:
+        raise UserError(str(err)) from None
 
 
 def _checkpoint_model(args):
     """The trained NTM and its run settings from --checkpoint (loaded once).  -> (NTM, settings dict)."""
     if getattr(args, "_checkpoint", None) is None:
+        from ntm_ref.evaluate import checked_settings
         from ntm_ref.train import load_model
         model, settings, meta = load_model(args.checkpoint)
         if meta.get("model") == "lstm":
             raise UserError(f"--checkpoint {args.checkpoint}: an LSTM baseline, not an NTM; traces are for NTMs")
-        args._checkpoint = (model, settings)
+        args._checkpoint = (model, checked_settings(args.checkpoint, settings))
     return args._checkpoint
 
 
@@ -164,8 +186,12 @@ def _chosen_config(args):
     overrides = _overrides(args.set)
     if args.config and args.checkpoint:
         raise UserError("give --config or --checkpoint, not both (a checkpoint holds its config)")
-    if args.checkpoint:
-        return _checkpoint_model(args)[0].config.replace(**overrides)
+    if args.checkpoint:                      # from_dict: an unknown --set field is named, not a TypeError
+        config = _checkpoint_model(args)[0].config
+        try:
+            return NTMConfig.from_dict({**config.to_dict(), **overrides})
+        except (TypeError, ValueError) as err:
+            raise UserError(f"--set: {err}") from None
     if args.config:
         if not os.path.isfile(args.config):
             raise UserError(f"--config {args.config}: no such file")
@@ -176,26 +202,87 @@ def _chosen_config(args):
             raise UserError(f"--config {args.config}: not JSON ({err})") from None
         if not isinstance(fields, dict):
             raise UserError(f"--config {args.config}: must hold a JSON object of NTMConfig fields")
-        return NTMConfig.from_dict({**fields, **overrides})
-    return preset_config(args.preset, overrides)
+        try:
+            return NTMConfig.from_dict({**fields, **overrides})
+        except (TypeError, ValueError) as err:
+            raise UserError(f"--config {args.config}{' with --set' if overrides else ''}: {err}") from None
+    try:
+        return preset_config(args.preset, overrides)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"--set: {err}") from None
+
+
+def _check_sizes(args):
+    """--batch and --steps: at least 1 when given, and only where they are used (random inputs; --batch
+    also with --checkpoint)."""
+    for option in ("batch", "steps"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise UserError(f"--{option}: got {value}; must be at least 1")
+    if args.inputs and (args.batch is not None or args.steps is not None):
+        raise UserError(f"--inputs {args.inputs} gives the inputs, their B and T too; leave out --batch and --steps")
+    if args.checkpoint and args.steps is not None:
+        raise UserError("--steps: with --checkpoint the sequences, and their length, come from the checkpoint's "
+                        "task; leave --steps out (--batch chooses how many)")
+
+
+def _check_memory(what, config, B, T, dtype, lower_bound=False):
+    """UserError naming ``what`` when a run of B sequences of T steps would need more memory than is
+    available (trace.trace_bytes, a rough estimate; checked before anything of that size is allocated).
+    lower_bound: T is the shortest possible length (the real one is not known yet)."""
+    from ntm_ref.npzio import available_bytes, format_bytes
+    from ntm_ref.trace import trace_bytes
+    need, have = trace_bytes(config, B, T, dtype), available_bytes()
+    if need > have:
+        size = (f"B={B:,} sequences would need at least {format_bytes(need)} of memory (even of one step each)"
+                if lower_bound else
+                f"B={B:,} sequences of T={T:,} steps would need about {format_bytes(need)} of memory")
+        raise UserError(f"{what}: {size}; {format_bytes(have)} is available")
+
+
+def _input_shape_problem(config, x, y, mask):
+    """(name, phrase) of the first input whose shape does not fit the config, or None: x (B, T, I) with
+    B, T >= 1, y (B, T, O), mask (B, T) or (B, T, O)."""
+    if x.ndim != 3 or x.shape[2] != config.input_size or min(x.shape[:2]) < 1:
+        return "x", f"has shape {x.shape}; must be (B, T, input_size={config.input_size}) with B, T >= 1"
+    B, T = x.shape[:2]
+    if y is not None and y.shape != (B, T, config.output_size):
+        return "y", f"has shape {y.shape}; x makes it (B, T, output_size) = {(B, T, config.output_size)}"
+    if mask is not None and y is None:
+        return "mask", "is given without targets y"
+    if mask is not None and mask.shape not in ((B, T), (B, T, config.output_size)):
+        return "mask", f"has shape {mask.shape}; must be (B, T) = {(B, T)} or (B, T, O) = {y.shape}"
+    return None
 
 
 def _chosen_inputs(args, config):
-    """x, y, mask from --inputs, the preset's inputs, or random ones of --batch x --steps."""
-    from ntm_ref.trace import preset_inputs
+    """x (B, T, I), y (B, T, O) or None, mask from --inputs, the checkpoint's task, random ones of --batch x
+    --steps, or the preset's. UserError for a bad size, a bad --inputs array, or a run too large for memory."""
+    from ntm_ref.trace import input_problem, preset_inputs
+    _check_sizes(args)
+    dtype = getattr(args, "dtype", "float64")
     if args.inputs:
         data = _load_npz(args.inputs, "--inputs")
         if "x" not in data:
             raise UserError(f"--inputs {args.inputs}: needs an array 'x' (B, T, input_size); has "
                             f"{', '.join(sorted(data)) or 'nothing'}")
-        return data["x"], data.get("y"), data.get("mask")
+        x, y, mask = data["x"], data.get("y"), data.get("mask")
+        problem = input_problem(x, y, mask) or _input_shape_problem(config, x, y, mask)
+        if problem:
+            raise UserError(f"--inputs {args.inputs}: array {problem[0]} {problem[1]}")
+        _check_memory(f"--inputs {args.inputs}", config, x.shape[0], x.shape[1], dtype)
+        return x, y, mask
     if args.checkpoint:                      # sequences of the task the checkpoint was trained on
-        from ntm_ref.train import TrainSettings, make_run_task
-        settings = TrainSettings(**_checkpoint_model(args)[1])
-        return make_run_task(settings).batch(np.random.default_rng(args.seed + 200), args.batch or 1)
-    if args.config or args.batch or args.steps:
-        rng = np.random.default_rng(args.seed + 200)
+        from ntm_ref.train import make_run_task
+        B = args.batch or 1
+        _check_memory("--batch", config, B, 1, dtype, lower_bound=True)    # before drawing B sequences
+        x, y, mask = make_run_task(_checkpoint_model(args)[1]).batch(np.random.default_rng(args.seed + 200), B)
+        _check_memory("--batch", config, B, x.shape[1], dtype)
+        return x, y, mask
+    if args.config or args.batch is not None or args.steps is not None:
         B, T = args.batch or 2, args.steps or 5
+        _check_memory("--batch/--steps", config, B, T, dtype)
+        rng = np.random.default_rng(args.seed + 200)
         x = rng.normal(size=(B, T, config.input_size))
         return x, (rng.random((B, T, config.output_size)) > 0.5).astype(np.float64), None
     return preset_inputs(args.preset, config, args.seed)
@@ -213,26 +300,47 @@ def _chosen_params(args, config):
         model = _checkpoint_model(args)[0]
         return model.params, model.buffers
     if args.params:
+        from ntm_ref.model import check_arrays
         data = _load_npz(args.params, "--params")
         # parameters are the 'param/' entries (a trace) or the entries with no group prefix (your own file)
         params = params_of(data)
         params.update({k: v for k, v in data.items() if "/" not in k and k not in TRACE_META + ("loss",)})
-        return params, params_of(data, "buffer/")     # what the file holds, nothing filled in
+        buffers = params_of(data, "buffer/")
+        try:                       # every missing, misshapen, non-real or non-finite array, named
+            check_arrays(config, params, buffers)
+        except ValueError as err:
+            raise UserError(f"--params {args.params}: {err}") from None
+        return params, buffers     # what the file holds, nothing filled in
     if args.config is None and PRESETS[args.preset].get("task"):
         return init_params(config, args.seed), init_buffers(config, args.seed)
     return random_params(config, args.seed), init_buffers(config, args.seed)
 
 
+def _check_out(path, force):
+    """--out of trace, checked before any work: a file path (not empty, not a folder) in an existing
+    folder, new unless --force."""
+    if not path:
+        raise UserError("--out: empty; give the trace's file path (default trace.npz)")
+    if os.path.isdir(path):
+        raise UserError(f"--out {path}: is a folder; give a file path such as {os.path.join(path, 'trace.npz')}")
+    if os.path.exists(path) and not force:
+        raise UserError(f"--out {path}: exists; choose another path or pass --force")
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder):
+        raise UserError(f"--out {path}: no such folder {folder}")
+
+
 def trace_command(args):
     from ntm_ref.trace import make_trace, save_trace
+    _check_out(args.out, args.force)
     config = _chosen_config(args)
     params, buffers = _chosen_params(args, config)
     x, y, mask = _chosen_inputs(args, config)
     trace = make_trace(config, params, x, y, mask, buffers, dtype=args.dtype)
     try:
         save_trace(args.out, trace, overwrite=args.force)
-    except FileExistsError as err:
-        raise UserError(str(err)) from None
+    except (FileExistsError, ValueError) as err:
+        raise UserError(f"--out {err}") from None
     B, T, _ = trace["input/x"].shape
     n_arrays = sum(1 for k in trace if "/" in k or k == "loss")
     loss = f", loss {float(trace['loss']):.10g} bits/sequence" if "loss" in trace else " (no targets: no loss, no gradients)"
@@ -242,9 +350,13 @@ def trace_command(args):
 
 
 def compare_command(args):
-    from ntm_ref.compare import compare_traces, format_by_step, format_table, to_json
+    from ntm_ref.compare import compare_traces, format_by_step, format_table, to_json, tolerance_problem
     from ntm_ref.trace import TraceError, load_trace
     try:
+        for option in ("rtol", "atol"):
+            problem = tolerance_problem(getattr(args, option))
+            if problem:
+                raise ValueError(f"--{option}: {problem}")
         ref, other = load_trace(args.reference), load_trace(args.other)
         cmp = compare_traces(ref, other, rtol=args.rtol, atol=args.atol, skip=args.skip or (),
                              ref_name=args.reference, other_name=args.other, only=args.only or ())
@@ -261,7 +373,10 @@ def compare_command(args):
 
 def gradcheck_command(args):
     from gradcheck import check_loss
+    from ntm_ref.compare import tolerance_problem
     from ntm_ref.model import NTM
+    if tolerance_problem(args.rtol):
+        raise UserError(f"--rtol: {tolerance_problem(args.rtol)}")
     config = _chosen_config(args)
     params, buffers = _chosen_params(args, config)
     x, y, mask = _chosen_inputs(args, config)
@@ -327,17 +442,53 @@ def import_command(args):
     return 0
 
 
+def sweep_command(args):
+    """A grid of training runs on Dask (ntm_ref.sweep, docs/sweep.md): every point checked before any
+    file is written or any run starts."""
+    from ntm_ref.sweep import plan_from_args, run_sweep
+    if not args.out.strip():
+        raise UserError("--out: got an empty folder name")
+    points = plan_from_args(args)
+    return run_sweep(args.out, points, scheduler=args.scheduler, workers=args.workers,
+                     argv=sys.argv[1:], log=console)
+
+
+def report_command(args):
+    """Seed statistics per grid cell of a sweep folder, S/report.md and S/learning_curves.png
+    (ntm_ref.report)."""
+    from ntm_ref.report import make_report
+    if args.sequences < 1:
+        raise UserError(f"--sequences: got {args.sequences}; must be at least 1")
+    make_report(args.sweep, generalisation=args.generalisation, n=args.sequences, log=console)
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class UserError(Exception):
     """A mistake on the command line or in a file the user named: printed as one line, exit status 2."""
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="ntm-ref", description="NumPy reference Neural Turing Machine")
+    import ntm_ref
+    from ntm_ref.config import NTMConfig
+    parser = _Parser(prog="ntm-ref", description="NumPy reference Neural Turing Machine")
+    parser.add_argument("--version", action="version", version=f"ntm-ref {ntm_ref.__version__}")
+    set_help = ("change an NTMConfig field (repeatable), e.g. --set memory_init=learned --set "
+                "controller_size=[100,100]; fields: " + ", ".join(NTMConfig.field_names())
+                + " (docs/conventions.md)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="run one addressing step and print the weightings of every stage")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--slots", type=int, default=8, help="memory slots N (default 8, at least 4)")
     p.add_argument("--width", type=int, default=4, help="memory word width M (default 4)")
+    p.add_argument("--step", action="store_true", help="instead: one whole time step of a tiny NTM, forward "
+                                                        "and back, every value printed (docs/one-step.md)")
     p.set_defaults(func=demo)
 
     from ntm_ref.train import MODELS, TrainSettings
@@ -364,8 +515,7 @@ def build_parser():
     p.add_argument("--early-stop", action="store_true",
                    help="stop once validation bit errors per sequence fall below --stop-threshold")
     p.add_argument("--stop-threshold", type=float, help=f"(default {d.stop_threshold}, Collier's criterion)")
-    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="any NTMConfig field, e.g. --set memory_init=learned --set controller_size=[100,100]")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help=set_help)
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/TASK-MODEL-seedN)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (other options but --steps "
                                                    "and --max-minutes come from the saved run)")
@@ -397,22 +547,24 @@ def build_parser():
         p.add_argument("--checkpoint", metavar="FILE", help="a trained NTM (DIR/checkpoint.npz of ntm-ref "
                                                             "train): its config and parameters, and (unless "
                                                             "--inputs) --batch sequences of its task")
-        p.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                       help="change an NTMConfig field, e.g. --set shift_convention=correlation")
+        p.add_argument("--set", action="append", metavar="FIELD=VALUE", help=set_help)
         p.add_argument("--seed", type=int, default=0, help="seed of the parameters and inputs (default 0)")
         p.add_argument("--params", metavar="FILE", help="parameters from an .npz (yours: names and shapes "
                                                         "in docs/trace-format.md; or a trace)")
         p.add_argument("--inputs", metavar="FILE", help="an .npz with x (B, T, I) and optionally y (B, T, O) "
-                                                        "and mask (B, T) or (B, T, O)")
-        p.add_argument("--batch", type=int, help="random inputs: sequences B (default 2; with --checkpoint 1)")
-        p.add_argument("--steps", type=int, help="random inputs: time steps T (default 5)")
+                                                        "and mask (B, T) or (B, T, O): x finite, y and mask "
+                                                        "in [0, 1]")
+        p.add_argument("--batch", type=int, help="random inputs: sequences B, at least 1 (default 2; with "
+                                                 "--checkpoint 1); not with --inputs")
+        p.add_argument("--steps", type=int, help="random inputs: time steps T, at least 1 (default 5); not with "
+                                                 "--inputs or --checkpoint")
 
     p = sub.add_parser("trace", help="write every value the reference computes on one input (.npz)",
                        description="Run the reference NTM on a preset or your own config, parameters and "
                                    "inputs, and write the trace (schema: docs/trace-format.md).")
     model_choice(p, "tiny-ff")
     p.add_argument("--dtype", choices=DTYPES, default="float64", help="precision of the whole run (default float64)")
-    p.add_argument("--out", default="trace.npz", help="output file (default trace.npz)")
+    p.add_argument("--out", default="trace.npz", help="output file in an existing folder (default trace.npz)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=trace_command)
 
@@ -438,8 +590,10 @@ def build_parser():
                               "differs), with one line saying which.")
     p.add_argument("reference", help="the reference trace (ntm-ref trace)")
     p.add_argument("other", help="the trace to check")
-    p.add_argument("--rtol", type=float, help="relative tolerance (default by dtype: float64 1e-10, float32 1e-3)")
-    p.add_argument("--atol", type=float, help="absolute tolerance (default by dtype: float64 1e-12, float32 1e-6)")
+    p.add_argument("--rtol", type=float, help="relative tolerance, finite and >= 0 (default by dtype: float64 "
+                                              "1e-10, float32 1e-3)")
+    p.add_argument("--atol", type=float, help="absolute tolerance, finite and >= 0 (default by dtype: float64 "
+                                              "1e-12, float32 1e-6)")
     p.add_argument("--skip", action="append", metavar="PATTERN",
                    help="arrays not to compare, shell-style patterns matched against the whole name, where * "
                         "also matches '/' (e.g. 'fwd/*.raw'; 'grad/*' includes grad/input/x); repeatable")
@@ -459,8 +613,53 @@ def build_parser():
     model_choice(p, "tiny-ff")
     p.add_argument("--mode", choices=["full", "probe"], default="full",
                    help="full: every entry; probe: 3 random directions per parameter block (default full)")
-    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (default 1e-6)")
+    p.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance, finite and >= 0 (default 1e-6)")
     p.set_defaults(func=gradcheck_command)
+
+    p = sub.add_parser("sweep", help="train a grid of runs (tasks x models x seeds x option values) on Dask",
+                       description="Train every point of a grid (tasks x models x seeds x option values), each "
+                                   "an ordinary ntm-ref train run in OUT/<point>, on a local Dask cluster (one "
+                                   "single-threaded worker process per core) or on --scheduler. Every train "
+                                   "option takes several values. Rerunning the command skips finished points "
+                                   'and resumes the others. Needs dask: pip install ".[sweep]" (docs/sweep.md).')
+    p.add_argument("--task", nargs="+", choices=sorted(TASKS), help=f"tasks (default {d.task})")
+    p.add_argument("--model", nargs="+", choices=MODELS, help=f"models (default {d.model})")
+    p.add_argument("--seeds", nargs="+", metavar="SEEDS", help="seeds: N, A-B or a comma list, e.g. 0-9 "
+                                                               "(default 0)")
+    for option, kind, what in (("steps", int, "optimiser steps at most"),
+                               ("max-minutes", float, "wall-time limit per run in minutes"),
+                               ("batch-size", int, "sequences per step"), ("lr", float, "learning rates"),
+                               ("clip-value", float, "clip limits"),
+                               ("eval-every", int, "steps between validations"),
+                               ("checkpoint-every", int, "steps between checkpoints"),
+                               ("val-size", int, "validation sequences"),
+                               ("stop-threshold", float, "early-stop thresholds (bit errors per sequence)")):
+        p.add_argument(f"--{option}", nargs="+", type=kind, metavar="V", help=f"{what} (as ntm-ref train)")
+    p.add_argument("--optimizer", nargs="+", choices=["adam", "rmsprop", "graves_rmsprop"], help="optimisers")
+    p.add_argument("--clip", nargs="+", choices=["norm", "elementwise", "none"], help="gradient clippings")
+    p.add_argument("--early-stop", action="store_true", help="every run stops once validation bit errors per "
+                                                             "sequence fall below --stop-threshold")
+    p.add_argument("--set", action="append", nargs="+", metavar="FIELD=VALUE",
+                   help="an NTMConfig field and its values, e.g. --set controller_size=50 100 (repeatable; "
+                        "FIELD=VALUE tokens may follow each other in one --set)")
+    p.add_argument("--task-option", action="append", nargs="+", metavar="NAME=VALUE",
+                   help="a task option and its values, e.g. --task-option max_length=10 20 (repeatable)")
+    p.add_argument("--out", metavar="DIR", required=True, help="the sweep folder (one run folder per point)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://HOST:8786 "
+                                                          "(default: a local cluster)")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    p.set_defaults(func=sweep_command)
+
+    p = sub.add_parser("report", help="seed statistics and learning curves per grid cell of a sweep",
+                       description="Summarise a sweep folder per grid cell (every value but the seed): seeds "
+                                   "converged, sequences and time to converge, final validation cost and bit "
+                                   "errors (median and quartiles); printed and written to SWEEP/report.md, "
+                                   "with SWEEP/learning_curves.png when matplotlib is installed.")
+    p.add_argument("sweep", help="a sweep folder (ntm-ref sweep --out)")
+    p.add_argument("--generalisation", action="store_true",
+                   help="also evaluate the best seed of each cell on the generalisation sets (ntm-ref eval)")
+    p.add_argument("--sequences", type=int, default=64, help="sequences per generalisation set (default 64)")
+    p.set_defaults(func=report_command)
     return parser
 
 
@@ -471,8 +670,6 @@ def main(argv=None):
     from ntm_ref.train import TrainingStopped
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo" and (args.slots < 4 or args.width < 1):
-        parser.error("--slots must be at least 4 and --width at least 1")
     try:
         return args.func(args)
     except BrokenPipeError:          # output piped into e.g. `head`, which stopped reading: not an error
@@ -483,14 +680,17 @@ def main(argv=None):
             raise   # NTM_REF_DEBUG=1 shows the traceback
         print(f"ntm-ref {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"ntm-ref {args.command}: error: not enough memory for what was asked (a size too large?)",
+              file=sys.stderr)
+        return 2
     except TrainingStopped as err:
         print(f"ntm-ref {args.command}: stopped: {err}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
-        # only train has checkpoints to speak of
-        done = "; the last checkpoint is intact" if args.command == "train" else ""
-        print(f"ntm-ref {args.command}: interrupted{done}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        # train says itself what it saved (ntm_ref.train.Interrupted); 128 + the signal, as a shell does
+        print(f"ntm-ref {args.command}: interrupted", file=sys.stderr)
+        return 128 + getattr(err, "signum", 2)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Compare two traces array by array and step by step (``ntm-ref compare REFERENCE OTHER``).
 
-An entry agrees when |other - ref| <= atol + rtol * |ref| (numpy.isclose's rule; NaN never agrees with a
-number). For every array the report gives the largest absolute and relative error and the first time step
+An entry agrees when |other - ref| <= atol + rtol * |ref| (numpy.isclose's rule), or when both are equal
+(so +inf agrees with +inf, never with -inf or a number) or both NaN (a NaN never agrees with a number).
+Tolerances must be finite and >= 0. Every compared array of either trace must be bool, integer, float32
+or float64: complex, float16, text and the like are refused by name, never converted. For every array the report gives the largest absolute and relative error and the first time step
 and index where the tolerance is broken; rows come in the order the reference computes them (parameters,
 inputs, initial state, then one step's values in the step's own order, then the loss and the gradients),
 and the first divergence is the earliest (step, operation) that breaks it: the operation to look at first.
@@ -22,7 +24,7 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
-from ntm_ref.trace import TraceError, forward_order, operation_of, trace_config
+from ntm_ref.trace import TraceError, forward_order, operation_of, real_array_problem, trace_config
 
 TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (1e-3, 1e-6)}
 META = ("format", "schema_version", "config", "dtype", "producer")
@@ -74,8 +76,20 @@ class Comparison(NamedTuple):
         return min(bad, key=key)[1]
 
 
+def tolerance_problem(value):
+    """Why a tolerance is unusable (None when it is fine): it must be a finite number >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return f"got {value!r}; must be a number"
+    if not np.isfinite(value) or value < 0:
+        return f"got {value!r}; must be a finite number >= 0"
+    return None
+
+
 def _dtype_of(arrays, names):
-    """The precision of a trace's compared arrays: float32 if any of them is float32 (or lower)."""
+    """The precision of a trace's compared arrays: float32 if any of them is float32 (only float32 and
+    float64 reach here: compare_traces refuses other floats)."""
     floats = [arrays[k].dtype for k in names if k in arrays and arrays[k].dtype.kind == "f"]
     return "float32" if any(d.itemsize <= 4 for d in floats) else "float64"
 
@@ -97,12 +111,17 @@ def ordered_names(ref):
 
 
 def _compare_array(name, r, o, rtol, atol, config=None):
+    """One row of the table: errors of o against r (same shape; real dtypes).  -> ArrayResult.
+    Equal entries (+-inf included) and NaN against NaN agree with zero error; an infinite error has an
+    infinite relative error; a NaN on one side only makes the maxima NaN."""
     r64, o64 = r.astype(np.float64), o.astype(np.float64)
-    diff = np.abs(o64 - r64)
-    both_nan = np.isnan(r64) & np.isnan(o64)
-    ok = (diff <= atol + rtol * np.abs(r64)) | both_nan
-    diff = np.where(both_nan, 0.0, diff)
-    rel = diff / (np.abs(r64) + atol)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        same = (o64 == r64) | (np.isnan(r64) & np.isnan(o64))
+        diff = np.where(same, 0.0, np.abs(o64 - r64))             # inf - inf is NaN: same-sign infs are 'same'
+        # an infinity agrees only with the same infinity: rtol * |inf| would admit any number
+        ok = same | (np.isfinite(r64) & np.isfinite(o64) & (diff <= atol + rtol * np.abs(r64)))
+        rel = np.where(diff == 0, 0.0, diff / (np.abs(r64) + atol))
+        rel = np.where(np.isinf(diff), np.inf, rel)               # inf / inf would be NaN
     nan = bool(np.isnan(diff).any())          # a NaN on one side only: reported as nan, never agrees
     max_abs = float("nan") if nan else (float(diff.max()) if diff.size else 0.0)
     max_rel = float("nan") if nan else (float(rel.max()) if diff.size else 0.0)
@@ -136,8 +155,10 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
     an array of the reference missing from the other (and not skipped), a shape that differs, or a
     non-numeric array.
     """
-    if rtol is not None and rtol < 0 or atol is not None and atol < 0:
-        raise ValueError("--rtol and --atol must be >= 0")
+    for option, value in (("rtol", rtol), ("atol", atol)):
+        problem = tolerance_problem(value)
+        if problem:
+            raise ValueError(f"{option}: {problem}")
     notes = []
     all_names = ordered_names(ref)
     names = [n for n in all_names if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
@@ -154,11 +175,14 @@ def compare_traces(ref, other, rtol=None, atol=None, skip=(), ref_name="REFERENC
     if missing:
         raise TraceError(f"{other_name}: missing {len(missing)} array(s) the reference has: {', '.join(missing)} "
                          f"(use --skip PATTERN for arrays you do not produce, or --only PATTERN for those you do)")
+    bad_ref = [f"{n} {real_array_problem(ref[n])}" for n in names if real_array_problem(ref[n])]
+    if bad_ref:
+        raise TraceError(f"{ref_name}: {len(bad_ref)} array(s) unusable: {'; '.join(bad_ref)}")
     problems = []
     for n in names:
         r, o = ref[n], other[n]
-        if o.dtype.kind not in "fiub":
-            problems.append(f"{n} has dtype {o.dtype} (must be numeric)")
+        if real_array_problem(o):
+            problems.append(f"{n} {real_array_problem(o)}")
         elif r.shape != o.shape:
             hint = ""
             if sorted(r.shape) == sorted(o.shape) and r.ndim >= 2:
@@ -245,11 +269,13 @@ def format_by_step(cmp: Comparison, patterns):
 
 
 def _number(v):
-    """A float for JSON: None for NaN (an entry NaN on one side only), which JSON cannot hold."""
-    return None if v != v else v
+    """A float for JSON: None (null) for NaN (an entry NaN on one side only) and +-inf (an entry infinite on
+    one side only), which JSON cannot hold."""
+    return v if np.isfinite(v) else None
 
 
 def to_json(cmp: Comparison, only_failures=False):
+    """The comparison as strict JSON (non-finite numbers as null; docs/validate.md)."""
     first = cmp.first_divergence
     rows = [r for r in cmp.rows if not (only_failures and r.agrees)]
     return json.dumps({
@@ -265,4 +291,4 @@ def to_json(cmp: Comparison, only_failures=False):
                         {"max_abs": _number(a), "max_rel": _number(q), "bad": b} for a, q, b in r.per_step]}
                    for r in rows],
         "compared": len(cmp.rows),
-    }, indent=1)
+    }, indent=1, allow_nan=False)

@@ -207,8 +207,13 @@ class NTMConfig:
         return cls(**d)
 
     def replace(self, **changes):
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed (validated again; an unknown field is a ValueError naming it)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+    @classmethod
+    def field_names(cls):
+        """The fields, in declaration order (what --set and a config JSON may name)."""
+        return [f.name for f in dataclasses.fields(cls)]
 
 
 def _is_real(v):

@@ -4,8 +4,7 @@ Dimension legend: B batch, D the layer's input width, C the layer's width (contr
 
 One time step of one layer is a pure pair (time is handled only in ntm_ref.model):
 
-    linear        y = x W + b                                          x (B, D), W (D, C), b (C,)
-    feedforward   h = act(x W + b)                                     act in tanh | relu | sigmoid
+    feedforward   h = act(x W + b)   (x W + b: ntm_ref.linear)                                     act in tanh | relu | sigmoid
     lstm          [i f o g] = [x h_prev] W + b;  i, f, o = sigmoid, g = tanh
                   c = f * c_prev + i * g;  h = o * tanh(c)             W (D + C, 4C), b (4C,)
 
@@ -16,25 +15,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from ntm_ref.activations import ACTIVATIONS, sigmoid_forward, tanh_forward
-
-
-# ---------------------------------------------------------------------------------------------------
-# linear map (also used by the heads and the output layer)
-# ---------------------------------------------------------------------------------------------------
-
-class LinearCache(NamedTuple):
-    x: np.ndarray   # (B, D)
-    W: np.ndarray   # (D, C)
-
-
-def linear_forward(x, W, b):
-    """y = x W + b.  x (B, D), W (D, C), b (C,) -> (y (B, C), cache)."""
-    return x @ W + b, LinearCache(x, W)
-
-
-def linear_backward(dy, cache):
-    """dy (B, C) -> (dx (B, D), dW (D, C), db (C,)):  dx = dy W^T, dW = x^T dy, db = sum_b dy."""
-    return dy @ cache.W.T, cache.x.T @ dy, dy.sum(axis=0)
+from ntm_ref.linear import LinearCache, linear_backward, linear_forward
 
 
 # ---------------------------------------------------------------------------------------------------

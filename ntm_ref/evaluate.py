@@ -5,6 +5,29 @@ import numpy as np
 from ntm_ref.train import evaluate, load_model
 
 
+def checked_settings(path, settings):
+    """The run settings saved in checkpoint ``path`` as TrainSettings, or CheckpointError (one line naming
+    the file and the setting) when they are not a dict, name no task, or hold a value TrainSettings or the
+    task refuses (an unknown task, task_options that are not a dict or that the task does not take)."""
+    import dataclasses
+    from ntm_ref.checkpoint import CheckpointError
+    from ntm_ref.train import TrainSettings, make_run_task
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{path}: its saved settings are not a JSON object (got {type(settings).__name__})")
+    missing = [k for k in ("task", "model") if k not in settings]
+    if missing:
+        raise CheckpointError(f"{path}: its saved settings name no {' and no '.join(missing)}")
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(TrainSettings)})
+    if unknown:
+        raise CheckpointError(f"{path}: its saved settings hold unknown field(s) {', '.join(unknown)}")
+    try:
+        checked = TrainSettings(**settings)
+        make_run_task(checked)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its saved settings are not usable: {err}") from None
+    return checked
+
+
 def load_for_eval(path, task=None):
     """(model, settings, meta) of a checkpoint file, a run folder (its checkpoint.npz) or a folder of
     ntm-ref import (config.json, params.npz: task names its task)."""
@@ -13,6 +36,7 @@ def load_for_eval(path, task=None):
     from ntm_ref.checkpoint import CheckpointError
     from ntm_ref.config import NTMConfig
     from ntm_ref.model import NTM
+    from ntm_ref.npzio import read_npz
     from ntm_ref.trace import params_of
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "checkpoint.npz")):
@@ -23,8 +47,7 @@ def load_for_eval(path, task=None):
             try:
                 with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
                     config = NTMConfig.from_dict(json.load(f))
-                with np.load(os.path.join(path, "params.npz"), allow_pickle=False) as data:
-                    arrays = {k: data[k] for k in data.files}
+                arrays = read_npz(os.path.join(path, "params.npz"), "")
                 model = NTM.from_arrays(config, params_of(arrays), params_of(arrays, "buffer/"))
             except (ValueError, TypeError, OSError) as err:
                 raise CheckpointError(f"{path}: not a usable import folder: {err}") from None
@@ -32,6 +55,7 @@ def load_for_eval(path, task=None):
         else:
             raise CheckpointError(f"{path}: a folder with neither checkpoint.npz nor config.json and params.npz")
     model, settings, meta = load_model(path)
+    checked_settings(path, settings)
     if task is not None and task != settings["task"]:
         raise CheckpointError(f"{path}: trained on {settings['task']}, not {task}; leave out --task")
     return model, settings, meta

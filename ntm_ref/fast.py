@@ -471,7 +471,7 @@ def _forward(wts, config, layout, x, state0, tape):
 # ---------------------------------------------------------------------------------------------------
 
 def _clip_mask(values, limit):
-    """1 where a clipped value was strictly inside (-limit, limit) (heads.clip_backward's mask)."""
+    """1 where a clipped value was strictly inside (-limit, limit) (linear.clip_backward's mask)."""
     return np.abs(values) < limit
 
 

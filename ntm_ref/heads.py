@@ -74,23 +74,3 @@ def heads_backward(dparams, cache):
             d = d[:, :, None]
         draw[:, :, start:stop] = ACTIVATIONS[act][1](d, act_cache)
     return draw
-
-
-# ---------------------------------------------------------------------------------------------------
-# clipping of raw head parameters and output logits (Collier clips both at +-20)
-# ---------------------------------------------------------------------------------------------------
-
-class ClipCache(NamedTuple):
-    inside: Optional[np.ndarray]   # boolean mask of entries strictly inside (-limit, limit); None = no clip
-
-
-def clip_forward(x, limit):
-    """y = clip(x, -limit, limit), or x itself when limit is None.  Any shape."""
-    if limit is None:
-        return x, ClipCache(None)
-    return np.clip(x, -limit, limit), ClipCache(np.abs(x) < limit)
-
-
-def clip_backward(dy, cache):
-    """dL/dx = dL/dy inside the limits, 0 where the value was clipped."""
-    return dy if cache.inside is None else dy * cache.inside

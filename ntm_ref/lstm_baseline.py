@@ -17,9 +17,8 @@ from typing import List, NamedTuple
 import numpy as np
 
 from ntm_ref.config import NTMConfig
-from ntm_ref.controller import (ControllerState, LinearCache, linear_backward, linear_forward,
-                                lstm_backward, lstm_forward)
-from ntm_ref.heads import ClipCache, clip_backward, clip_forward
+from ntm_ref.controller import ControllerState, lstm_backward, lstm_forward
+from ntm_ref.linear import ClipCache, LinearCache, clip_backward, clip_forward, linear_backward, linear_forward
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.state import LSTM_FORGET_BIAS, RunResult
 

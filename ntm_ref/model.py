@@ -20,16 +20,15 @@ the stored step caches, carrying the gradients of the memory, the previous weigh
 and the controller state (an NTMState of gradients).
 """
 from functools import lru_cache
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple
 
 import numpy as np
 
 from ntm_ref.addressing import AddressCache, Conventions, address_backward, address_forward
 from ntm_ref.config import NTMConfig
-from ntm_ref.controller import (ControllerCache, ControllerState, LinearCache, controller_backward,
-                                controller_forward, linear_backward, linear_forward)
-from ntm_ref.heads import (ClipCache, HeadParams, HeadsCache, clip_backward, clip_forward, head_layout,
-                           heads_backward, heads_forward)
+from ntm_ref.controller import ControllerCache, controller_backward, controller_forward
+from ntm_ref.heads import HeadParams, HeadsCache, head_layout, heads_backward, heads_forward
+from ntm_ref.linear import ClipCache, LinearCache, clip_backward, clip_forward, linear_backward, linear_forward
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.memory import ReadCache, WriteCache, read_backward, read_forward, write_backward, write_forward
 from ntm_ref.state import (LSTM_FORGET_BIAS, NTMState, RunResult, initial_state, initial_state_backward,

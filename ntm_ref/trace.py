@@ -13,18 +13,21 @@ layer l, P_r / P_w raw parameters per read / write head.
     make_trace(config, params, x, y, mask, buffers, dtype)   -> dict name -> array (the reference run)
     save_trace(path, trace) / load_trace(path)                -> .npz on disk; TraceError on a bad file
     forward_order(trace)                                      -> names in the order they are computed
+    check_inputs(x, y, mask)                                  -> ValueError naming a non-finite or out-of-range array
+    trace_bytes(config, B, T, dtype)                          -> rough memory make_trace needs (bytes)
 """
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from ntm_ref.config import NTMConfig
 from ntm_ref.heads import HeadParams
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
-from ntm_ref.model import backward_pass, check_arrays, forward_pass, init_buffers, init_params, initial_state, \
-    initial_state_backward, trace_from_caches
+from ntm_ref.model import backward_pass, check_arrays, forward_pass, init_buffers, init_params, \
+    initial_state, initial_state_backward, trace_from_caches
+from ntm_ref.limits import run_bytes as trace_bytes   # noqa: F401 (the memory a trace needs)
+from ntm_ref.npzio import NpzError, read_npz
 
 FORMAT = "ntm_ref.trace"
 SCHEMA_VERSION = 1
@@ -71,6 +74,7 @@ def make_trace(config: NTMConfig, params, x, y=None, mask=None, buffers=None, dt
     if dtype not in DTYPES:
         raise ValueError(f"dtype: got {dtype!r}; allowed: {', '.join(DTYPES)}")
     check_arrays(config, params, buffers)     # a missing array is an error, never a silent default
+    check_inputs(x, y, mask)                  # finite, real, targets and mask in [0, 1]
     ft = np.dtype(dtype)
     params = {k: np.array(v, dtype=ft) for k, v in params.items()}
     buffers = {k: np.array(v, dtype=ft) for k, v in (buffers or {}).items()}
@@ -112,6 +116,49 @@ def make_trace(config: NTMConfig, params, x, y=None, mask=None, buffers=None, dt
     wrong = sorted(k for k, v in trace.items() if v.dtype.kind == "f" and v.dtype != ft)
     assert not wrong, f"arrays not in {dtype}: {wrong}"      # a precision leak in the model code
     return trace
+
+
+def real_array_problem(a, finite=False, low=None, high=None):
+    """What makes ``a`` unusable as real numbers (None when nothing): a dtype that is not bool, integer,
+    float32 or float64 (strings, complex, float16 and the like are refused, never converted), or with
+    finite=True a NaN or infinity, or a value outside [low, high]. -> one phrase, e.g.
+    'holds 2 NaN or infinite value(s), the first at index (0, 3, 1)'."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and a.dtype not in (np.float32, np.float64)):
+        kind = {"c": "complex numbers", "U": "text", "S": "bytes", "O": "Python objects"}.get(a.dtype.kind)
+        what = f" ({kind})" if kind else ""
+        return f"has dtype {a.dtype}{what}; must be real numbers (bool, integer, float32 or float64)"
+    if finite:
+        bad = ~np.isfinite(a) if a.dtype.kind == "f" else np.zeros(a.shape, dtype=bool)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            return f"holds {int(bad.sum())} NaN or infinite value(s), the first at index {first}"
+    if low is not None and a.size:
+        out = (a < low) | (a > high)
+        if out.any():
+            first = tuple(int(i) for i in np.argwhere(out)[0])
+            return (f"holds {int(out.sum())} value(s) outside [{low:g}, {high:g}], the first {a[first].item()!r} "
+                    f"at index {first}")
+    return None
+
+
+def input_problem(x, y=None, mask=None):
+    """The first unusable input as (name, phrase), or None: x (B, T, I) must be finite real numbers,
+    targets y (B, T, O) and mask ((B, T) or (B, T, O)) real numbers in [0, 1] (None: absent)."""
+    for name, a, limits in (("x", x, {}), ("y", y, dict(low=0.0, high=1.0)), ("mask", mask, dict(low=0.0, high=1.0))):
+        problem = None if a is None else real_array_problem(a, finite=True, **limits)
+        if problem:
+            if "outside" in problem:
+                problem += {"y": " (targets are probabilities)", "mask": " (a mask weighs each output by 0 to 1)"}[name]
+            return name, problem
+    return None
+
+
+def check_inputs(x, y=None, mask=None):
+    """ValueError naming the array ('y: holds 2 value(s) outside [0, 1], ...') when input_problem finds one."""
+    problem = input_problem(x, y, mask)
+    if problem:
+        raise ValueError(f"{problem[0]}: {problem[1]}")
 
 
 def _forward_arrays(caches, logits):
@@ -182,12 +229,30 @@ def random_params(config, seed):
 # ---------------------------------------------------------------------------------------------------
 
 def save_trace(path, trace, overwrite=False):
-    """Write a trace to ``path`` (.npz, uncompressed) via a temporary file and a rename."""
+    """Write a trace to ``path`` (.npz, uncompressed) via a temporary file beside it and a rename.
+
+    FileExistsError when path exists (and not overwrite); ValueError for an empty path, a folder, or a
+    folder that does not exist. The temporary file is this process's own (its name holds the process id)
+    and is removed on any failure, Ctrl-C included: an error leaves no file behind and path untouched.
+    """
+    if not path:
+        raise ValueError("the trace's path is empty")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder; give a file path such as {os.path.join(path, 'trace.npz')}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path}: exists; choose another path or pass --force")
-    tmp = f"{path}.tmp.npz"
-    np.savez(tmp, **trace)
-    os.replace(tmp, path)
+    folder, name = os.path.split(path)
+    if folder and not os.path.isdir(folder):
+        raise ValueError(f"{path}: no such folder {folder}")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:            # a file object: numpy.savez adds no '.npz' to its name
+            np.savez(f, **trace)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return path
 
 
@@ -195,20 +260,16 @@ def load_trace(path):
     """Read a trace (ours or another implementation's) and check it is one: -> dict name -> array.
 
     Raises TraceError (one line naming the file) for a missing or unreadable file, a file that is not an
-    .npz, needs pickle, is not a trace, or has another schema version.
+    .npz, needs pickle, declares arrays too large for the memory (npzio.read_npz: checked before any array
+    is read), is not a trace, or has another schema version.
     """
-    if not os.path.isfile(path):
-        raise TraceError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise TraceError(f"{path}: not a readable .npz trace (not a zip archive; write one with numpy.savez)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as err:
-        raise TraceError(f"{path}: needs pickle to read ({err}); traces hold plain arrays only") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise TraceError(f"{path}: not a readable .npz trace ({err})") from None
-    if "format" not in arrays or str(arrays["format"]) != FORMAT:
+        arrays = read_npz(path, "")
+    except NpzError as err:
+        if err.problem == "no such file":
+            raise TraceError(f"{path}: no such file") from None
+        raise TraceError(f"{path}: not a readable .npz trace: {err.problem}") from None
+    if "format" not in arrays or arrays["format"].shape != () or str(arrays["format"]) != FORMAT:
         raise TraceError(f"{path}: not an ntm_ref trace (entry 'format' must be {FORMAT!r}; "
                          f"see docs/trace-format.md)")
     if "schema_version" not in arrays or arrays["schema_version"].shape != () \

@@ -11,6 +11,7 @@ buffers, optimiser state, RNG state, step, and the settings themselves) is in th
 run continues exactly as if never stopped; resuming checks that the settings and model config agree with
 the checkpoint's (only steps and max_minutes may change).
 """
+import contextlib
 import csv
 import dataclasses
 import json
@@ -41,6 +42,9 @@ PAPER = {
 }
 
 
+DEFAULT_CHECKPOINT_EVERY = 1000
+
+
 @dataclass
 class TrainSettings:
     """Everything that defines a training run (saved in every checkpoint and in DIR/settings.json)."""
@@ -55,7 +59,8 @@ class TrainSettings:
     clip: str = "norm"                     # "norm" (global norm, DNC / Collier) | "elementwise" (the paper) | "none"
     clip_value: Optional[float] = None     # None: 50 for norm, 10 for elementwise
     eval_every: int = 200                  # steps between validation evaluations (and progress lines)
-    checkpoint_every: int = 1000           # steps between checkpoints
+    checkpoint_every: Optional[int] = None  # steps between checkpoints (None: the first multiple of
+                                           # eval_every from DEFAULT_CHECKPOINT_EVERY)
     val_size: Optional[int] = None         # None: the task's own (640, Collier's; 1000 for N-grams, the paper's)
     early_stop: bool = False               # stop once the validation bit errors fall below stop_threshold
     stop_threshold: float = 0.1            # bit errors per sequence (Collier's criterion)
@@ -68,6 +73,8 @@ class TrainSettings:
             raise ValueError(f"task: got {self.task!r}; allowed: {', '.join(map(repr, TASKS))}")
         if self.model not in MODELS:
             raise ValueError(f"model: got {self.model!r}; allowed: {', '.join(map(repr, MODELS))}")
+        if self.checkpoint_every is None and isinstance(self.eval_every, int) and self.eval_every >= 1:
+            self.checkpoint_every = self.eval_every * -(-DEFAULT_CHECKPOINT_EVERY // self.eval_every)
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "val_size", "seed"):
             value = getattr(self, name)
             if name == "val_size" and value is None:
@@ -131,7 +138,13 @@ def model_config(settings):
         heads, ctrl, _ = paper
         fields.update(controller="feedforward" if settings.model == "ntm-ff" else "lstm", controller_size=ctrl,
                       read_heads=heads, write_heads=heads)
-    return NTMConfig.from_dict({**fields, **settings.config_overrides})
+    config = NTMConfig.from_dict({**fields, **settings.config_overrides})
+    for name in ("input_size", "output_size"):
+        if getattr(config, name) != fields[name]:
+            raise ValueError(f"config_overrides: {name}={getattr(config, name)}, but the {settings.task} task's "
+                             f"sequences have {fields[name]} {'inputs' if name == 'input_size' else 'outputs'}; "
+                             f"the task sets {name} (change the task's options instead)")
+    return config
 
 
 def build_model(settings):
@@ -152,17 +165,34 @@ def _check_meta(path, meta):
 
 
 def resume_settings(out_dir, **changes):
-    """The settings saved in out_dir's checkpoint, with ``changes`` (only steps and max_minutes).
-    -> TrainSettings. Raises CheckpointError for an unusable checkpoint."""
-    path = os.path.join(out_dir, "checkpoint.npz")
-    meta = load_checkpoint(path).meta
-    _check_meta(path, meta)
+    """The settings saved in out_dir's checkpoint (or, for a run that stopped before its first checkpoint,
+    in out_dir/settings.json), with ``changes`` (only steps and max_minutes).  -> TrainSettings.
+    Raises CheckpointError for an unusable run folder."""
     bad = sorted(set(changes) - set(RESUMABLE))
     if bad:
         raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUMABLE)} may change, not "
                          f"{', '.join(bad)}")
+    path = os.path.join(out_dir, "checkpoint.npz")
+    if not os.path.isdir(out_dir):
+        raise CheckpointError(f"{out_dir}: no such run folder")
+    if os.path.exists(path):
+        meta = load_checkpoint(path).meta
+        _check_meta(path, meta)
+        saved = meta["settings"]
+    else:
+        path = os.path.join(out_dir, "settings.json")
+        if not os.path.exists(path):
+            raise CheckpointError(f"{out_dir}: not a run folder (no checkpoint.npz, no settings.json)")
+        try:
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path}: unreadable ({err}); remove the folder {out_dir} and start the run "
+                                  f"again") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: the saved settings are not a JSON object")
     try:
-        settings = TrainSettings(**meta["settings"])
+        settings = TrainSettings(**saved)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its saved settings are not usable here: {err}") from None
     return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
@@ -172,7 +202,10 @@ class TrainingStopped(Exception):
     """Training hit a non-finite loss or gradient; the message says where and what was saved."""
 
 
-def evaluate(model, x, y, mask, chunk=128):
+EVAL_CHUNK = 128    # validation sequences run at once
+
+
+def evaluate(model, x, y, mask, chunk=EVAL_CHUNK):
     """Cost (bits per sequence) and bit errors per sequence on a fixed set, in chunks.  -> (cost, errors)."""
     from tasks.metrics import bit_errors_per_sequence, cost_bits_per_sequence
     costs, errors = [], []
@@ -202,112 +235,338 @@ def _first_non_finite(loss, grads):
     return None
 
 
+def check_resources(settings, model_config_=None):
+    """Refuse (ResourceError, one line) a run whose model, training batch or validation set cannot fit in
+    the memory this machine has, before anything is allocated or written."""
+    from ntm_ref.limits import array_bytes, check_fits, format_bytes, model_bytes, run_bytes
+    config = model_config_ or model_config(settings)
+    task = make_run_task(settings)
+    check_fits(model_bytes(config), f"the model ({settings.model}, memory_slots {config.memory_slots}, "
+                                    f"controller {config.controller_size})")
+    T = task.batch(np.random.default_rng(0), 64)[0].shape[1]   # a probe: about the longest training sequence
+    check_fits(model_bytes(config) + run_bytes(config, settings.batch_size, T),
+               f"a training batch of {settings.batch_size:,} sequences of up to ~{T} steps")
+    n = settings.val_size or task.validation_size
+    data = array_bytes([(n, T, task.input_size + task.output_size + 1)])
+    check_fits(data + run_bytes(config, min(n, EVAL_CHUNK), T), f"the validation set of {n:,} sequences "
+                                                                f"({format_bytes(data)} of data)")
+
+
+FIRST_NOTE_SECONDS = 5.0   # a run whose first progress line is further away than this says its speed first
+RUN_FILES = ("checkpoint.npz", "metrics.csv", "settings.json", "config.json")
+LOCK_NAME = ".ntm-ref.lock"
+
+
+def unfinished_message(out_dir):
+    return (f"{out_dir}: an unfinished run with no checkpoint (it stopped before its first one): "
+            f"ntm-ref train --resume {out_dir} starts it over, or remove the folder")
+
+
+def _write_atomic(path, text):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class _RunLock:
+    """One writer per run folder: an advisory lock (fcntl.flock) on DIR/.ntm-ref.lock, released when the
+    process ends however it ends (kill -9 included). Where fcntl does not exist (Windows), no lock."""
+
+    def __init__(self, out_dir):
+        self.path, self.fd = os.path.join(out_dir, LOCK_NAME), None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CheckpointError(f"{os.path.dirname(self.path)}: another ntm-ref train (pid {other}) is "
+                                  f"writing this run folder; wait for it to end or stop it") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)      # closing releases the lock
+        return False
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM during training; ``signum`` says which."""
+
+    def __init__(self, signum=2):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM raise Interrupted, except inside ``critical()`` blocks (the run's state being
+    updated or saved), where they are held until the block ends. Only the main thread can own signal
+    handlers; elsewhere (e.g. a worker thread) signals keep their usual meaning."""
+
+    def __init__(self, log):
+        self.log, self.depth, self.pending, self.saved = log, 0, None, {}
+
+    def __enter__(self):
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handler(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+            return
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if not self.depth and self.pending is not None:
+                signum, self.pending = self.pending, None
+                raise Interrupted(signum)
+
+
+def _start_folder(settings, out_dir, config):
+    """A new run's folder (locked): refuse one that holds a run, else write its first files."""
+    _refuse_used_folder(out_dir)        # again, now that the folder is locked
+    _write_fresh_files(settings, out_dir, config)
+
+
+def _write_fresh_files(settings, out_dir, config):
+    """settings.json first (it marks the folder as this run's), then config.json and the metrics header."""
+    _write_atomic(os.path.join(out_dir, "settings.json"), settings.to_json() + "\n")
+    _write_atomic(os.path.join(out_dir, "config.json"), config.to_json() + "\n")
+    _write_atomic(os.path.join(out_dir, "metrics.csv"), ",".join(METRIC_COLUMNS) + "\r\n")
+
+
 def train(settings: TrainSettings, out_dir, resume=False, log=print):
     """Train until settings.steps, the time limit, or early stopping.  -> dict of the final metrics row.
 
     Writes out_dir/settings.json, out_dir/config.json, out_dir/metrics.csv and out_dir/checkpoint.npz.
-    With resume=True, continues from out_dir/checkpoint.npz (CheckpointError if it is unusable).
+    With resume=True, continues from out_dir/checkpoint.npz (CheckpointError if it is unusable), or starts
+    over from step 0 when the run stopped before its first checkpoint.
+
+    Everything is checked (settings, the model against the task, the memory needed) before any file is
+    written. Ctrl-C or SIGTERM saves a checkpoint of the last finished step and raises Interrupted; only
+    one process at a time may write a run folder.
     """
     from tasks.metrics import bit_errors_per_sequence
-    os.makedirs(out_dir, exist_ok=True)
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise ValueError(f"out_dir: got {out_dir!r}; must be a folder name")
+    out_dir = str(out_dir)
+    config = model_config(settings)
+    check_resources(settings, config)
     ckpt_path = os.path.join(out_dir, "checkpoint.npz")
     metrics_path = os.path.join(out_dir, "metrics.csv")
+    if resume and not os.path.isdir(out_dir):
+        raise CheckpointError(f"{out_dir}: no such run folder")
+    if not resume and os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CheckpointError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if not resume:
+        _refuse_used_folder(out_dir)          # before creating anything
     model, task = build_model(settings)
     optimizer = make_optimizer(settings.optimizer, lr=learning_rate(settings))
     rng = np.random.default_rng(settings.seed)
     step, sequences, seconds = 0, 0, 0.0
-    opt_state = optimizer.init_state(model.params)
-    if resume:
-        ckpt = load_checkpoint(ckpt_path, expected_params=model.params)
-        _check_meta(ckpt_path, ckpt.meta)
-        saved = ckpt.meta["settings"]
-        now = json.loads(settings.to_json())
-        differ = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
-        if differ:
-            raise CheckpointError(f"{ckpt_path}: the run was saved with other settings ({', '.join(differ)}); "
-                                  f"a resume may change only {', '.join(RESUMABLE)}")
-        if ckpt.config != model.config.to_dict() and NTMConfig.from_dict(ckpt.config) != model.config:
-            raise CheckpointError(f"{ckpt_path}: the saved model config differs from the one these settings make")
-        model.params = ckpt.params
-        model.buffers = ckpt.buffers
-        opt_state = ckpt.opt_state
-        rng.bit_generator.state = ckpt.meta["rng_state"]
-        step, sequences, seconds = ckpt.meta["step"], ckpt.meta["sequences"], ckpt.meta["seconds"]
-        _truncate_metrics(metrics_path, step)
-    else:
-        existing = [n for n in ("checkpoint.npz", "metrics.csv", "settings.json", "config.json")
-                    if os.path.exists(os.path.join(out_dir, n))]
-        if existing:
-            raise CheckpointError(f"{os.path.join(out_dir, existing[0])}: a run is already saved in {out_dir}; "
-                                  f"resume it with --resume or choose another --out (nothing was changed)")
-        with open(os.path.join(out_dir, "settings.json"), "w") as f:
-            f.write(settings.to_json() + "\n")
-        with open(os.path.join(out_dir, "config.json"), "w") as f:
-            f.write(model.config.to_json() + "\n")
-        with open(metrics_path, "w", newline="") as f:
-            csv.writer(f).writerow(METRIC_COLUMNS)
-
-    x_val, y_val, m_val = task.validation_set(settings.val_size)
-    limit = settings.clip_value or (50.0 if settings.clip == "norm" else 10.0)
-
-    def checkpoint():
-        meta = {"step": step, "sequences": sequences, "seconds": seconds, "rng_state": rng.bit_generator.state,
-                "settings": json.loads(settings.to_json()), "model": settings.model}
-        save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta, model.buffers)
-
-    log(f"training {settings.model} on {settings.task}: {sum(v.size for v in model.params.values()):,} "
-        f"parameters, batch {settings.batch_size}, {settings.optimizer} lr {learning_rate(settings):g}, "
-        f"seed {settings.seed} -> {out_dir}")
-    started = time.perf_counter() - seconds
     window = []       # (cost, errors, grad_norm) of the steps since the last progress line
-    row = {}
-    while step < settings.steps:
-        x, y, mask = task.batch(rng, settings.batch_size)
-        result = model.run(x, y, mask)
-        bad = _first_non_finite(result.loss, result.grads)
-        if bad is not None:
-            replay = os.path.join(out_dir, f"nonfinite-step{step + 1}.npz")
-            np.savez(replay, x=x, y=y, mask=mask, **{f"param/{k}": v for k, v in model.params.items()})
-            last = f"the last checkpoint is {ckpt_path}" if os.path.exists(ckpt_path) else "no checkpoint yet"
-            raise TrainingStopped(f"step {step + 1}: {bad} is not finite; saved the batch and the last finite "
-                                  f"parameters to {replay} (replay: model.run(x, y, mask) with those params); "
-                                  f"{last}")
-        grads = result.grads
-        if settings.clip == "norm":
-            grads, norm = clip_global_norm(grads, limit)
-        else:
-            norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
-            if settings.clip == "elementwise":
-                grads = clip_elementwise(grads, limit)
-        model.params, opt_state = optimizer.step(model.params, grads, opt_state)
-        step += 1
-        sequences += x.shape[0]
-        window.append((result.loss, bit_errors_per_sequence(result.probs, y, mask), norm))
-        seconds = time.perf_counter() - started
-        out_of_time = settings.max_minutes is not None and seconds >= 60 * settings.max_minutes
-        last = step >= settings.steps or out_of_time
-        if step % settings.eval_every == 0 or last:
-            val_cost, val_errors = evaluate(model, x_val, y_val, m_val)
-            seconds = time.perf_counter() - started
-            w = np.array(window)
-            row = dict(step=step, sequences=sequences, seconds=round(seconds, 3), cost_bits=w[:, 0].mean(),
-                       bit_errors=w[:, 1].mean(), val_cost_bits=val_cost, val_bit_errors=val_errors,
-                       grad_norm=w[:, 2].mean())
-            window = []
-            with open(metrics_path, "a", newline="") as f:
-                csv.writer(f).writerow([row[c] for c in METRIC_COLUMNS])
-            log(_progress_line(row, settings, seconds))
-            if settings.early_stop and val_errors < settings.stop_threshold:
-                log(f"converged: validation bit errors {val_errors:.3f} < {settings.stop_threshold} per sequence "
-                    f"after {sequences:,} sequences, {_format_time(seconds)}")
+    eval_pending = False
+    opt_state = optimizer.init_state(model.params)
+    os.makedirs(out_dir, exist_ok=True)
+    with _RunLock(out_dir), _Interrupts(log) as interrupts:
+        with interrupts.critical():
+            _remove_stale_temporaries(out_dir)
+            if not resume:
+                _start_folder(settings, out_dir, model.config)
+            elif not os.path.exists(ckpt_path):
+                log(f"{out_dir}: no checkpoint yet; starting the run over from step 0")
+                _write_fresh_files(settings, out_dir, model.config)
+            else:
+                ckpt = _load_resume_checkpoint(ckpt_path, settings, model)
+                model.params, model.buffers, opt_state = ckpt.params, ckpt.buffers, ckpt.opt_state
+                try:
+                    rng.bit_generator.state = ckpt.meta["rng_state"]
+                except (TypeError, ValueError, KeyError) as err:
+                    raise CheckpointError(f"{ckpt_path}: its saved random generator state is unusable "
+                                          f"({err})") from None
+                step, sequences, seconds = ckpt.meta["step"], ckpt.meta["sequences"], ckpt.meta["seconds"]
+                window = [tuple(w) for w in ckpt.meta.get("window", [])]
+                eval_pending = bool(ckpt.meta.get("eval_pending", False))
+                _truncate_metrics(metrics_path, step)
+        boundary = rng.bit_generator.state      # the generator as the next step will find it
+
+        def checkpoint():
+            meta = {"step": step, "sequences": sequences, "seconds": seconds, "rng_state": boundary,
+                    "settings": json.loads(settings.to_json()), "model": settings.model,
+                    "window": [list(map(float, w)) for w in window], "eval_pending": eval_pending}
+            with interrupts.critical():
+                save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta, model.buffers)
+
+        log(f"training {settings.model} on {settings.task}: {sum(v.size for v in model.params.values()):,} "
+            f"parameters, batch {settings.batch_size}, {settings.optimizer} lr {learning_rate(settings):g}, "
+            f"seed {settings.seed} -> {out_dir}")
+        started = time.perf_counter() - seconds
+        row = {}
+        try:
+            n_val = settings.val_size or task.validation_size
+            if step == 0:
+                log(f"building the validation set ({n_val:,} sequences)...")
+            x_val, y_val, m_val = task.validation_set(settings.val_size)
+            limit = settings.clip_value or (50.0 if settings.clip == "norm" else 10.0)
+
+            def validate():
+                """Validation, a metrics row and a progress line.  -> True when early stopping says stop."""
+                nonlocal window, eval_pending, row, seconds
+                val_cost, val_errors = evaluate(model, x_val, y_val, m_val)
+                seconds = time.perf_counter() - started
+                w = np.array(window, dtype=float).reshape(-1, 3)
+                with interrupts.critical():
+                    row = dict(step=step, sequences=sequences, seconds=round(seconds, 3),
+                               cost_bits=w[:, 0].mean() if len(w) else float("nan"),
+                               bit_errors=w[:, 1].mean() if len(w) else float("nan"),
+                               val_cost_bits=val_cost, val_bit_errors=val_errors,
+                               grad_norm=w[:, 2].mean() if len(w) else float("nan"))
+                    window, eval_pending = [], False
+                    with open(metrics_path, "a", newline="") as f:
+                        csv.writer(f).writerow([row[c] for c in METRIC_COLUMNS])
+                log(_progress_line(row, settings, seconds))
+                if settings.early_stop and val_errors < settings.stop_threshold:
+                    log(f"converged: validation bit errors {val_errors:.3f} < {settings.stop_threshold} per "
+                        f"sequence after {sequences:,} sequences, {_format_time(seconds)}")
+                    return True
+                return False
+
+            if eval_pending and validate():
                 checkpoint()
                 return row
-        if step % settings.checkpoint_every == 0 or last:
+            loop_started, start_sequences = time.perf_counter(), sequences
+            first_row_at = loop_started + FIRST_NOTE_SECONDS if step < settings.eval_every else None
+            while step < settings.steps:
+                x, y, mask = task.batch(rng, settings.batch_size)
+                with np.errstate(all="ignore"):      # a non-finite loss is reported below, in one line
+                    result = model.run(x, y, mask)
+                bad = _first_non_finite(result.loss, result.grads)
+                if bad is not None:
+                    replay = os.path.join(out_dir, f"nonfinite-step{step + 1}.npz")
+                    np.savez(replay, x=x, y=y, mask=mask, **{f"param/{k}": v for k, v in model.params.items()})
+                    last = (f"the last checkpoint is {ckpt_path}" if os.path.exists(ckpt_path) else
+                            f"no checkpoint yet (ntm-ref train --resume {out_dir} starts the run over)")
+                    raise TrainingStopped(f"step {step + 1}: {bad} is not finite; saved the batch and the last "
+                                          f"finite parameters to {replay} (replay: model.run(x, y, mask) with "
+                                          f"those params); {last}")
+                grads = result.grads
+                if settings.clip == "norm":
+                    grads, norm = clip_global_norm(grads, limit)
+                else:
+                    norm = math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+                    if settings.clip == "elementwise":
+                        grads = clip_elementwise(grads, limit)
+                new_params, new_opt_state = optimizer.step(model.params, grads, opt_state)
+                seconds = time.perf_counter() - started
+                out_of_time = settings.max_minutes is not None and seconds >= 60 * settings.max_minutes
+                last = step + 1 >= settings.steps or out_of_time
+                with interrupts.critical():           # the step's results, all or nothing
+                    model.params, opt_state = new_params, new_opt_state
+                    step += 1
+                    sequences += x.shape[0]
+                    window.append((float(result.loss), float(bit_errors_per_sequence(result.probs, y, mask)),
+                                   float(norm)))
+                    boundary = rng.bit_generator.state
+                    eval_pending = step % settings.eval_every == 0 or last
+                if first_row_at is not None and time.perf_counter() > first_row_at:
+                    first_row_at = None           # a slow start says how fast it goes, once
+                    rate = (sequences - start_sequences) / max(time.perf_counter() - loop_started, 1e-9)
+                    log(f"step {step:,}: {rate:.0f} seq/s; the first progress line comes at step "
+                        f"{settings.eval_every:,}")
+                if eval_pending and validate():
+                    checkpoint()
+                    return row
+                if step % settings.checkpoint_every == 0 or last:
+                    checkpoint()
+                if out_of_time:
+                    log(f"time limit of {settings.max_minutes:g} minutes reached at step {step}")
+                    break
+        except Interrupted as stop:
+            seconds = time.perf_counter() - started
             checkpoint()
-        if out_of_time:
-            log(f"time limit of {settings.max_minutes:g} minutes reached at step {step}")
-            break
+            name = "Ctrl-C" if stop.signum == 2 else _signal_name(stop.signum)
+            log(f"{name}: saved step {step:,} to {ckpt_path}; continue with: ntm-ref train --resume {out_dir}")
+            raise
     return row
+
+
+def _remove_stale_temporaries(out_dir):
+    """Temporary files of the run's atomic writes left by a process killed mid-write (kill -9, power
+    loss). Called with the folder locked, so no live writer owns them."""
+    for name in os.listdir(out_dir):
+        if any(name.startswith(f + ".") for f in RUN_FILES) and name.endswith(".tmp"):
+            os.remove(os.path.join(out_dir, name))
+
+
+def _signal_name(signum):
+    import signal
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _refuse_used_folder(out_dir):
+    """A new run may not start in a folder holding another run's files (nothing is created or changed)."""
+    if not os.path.isdir(out_dir):
+        return
+    existing = [n for n in RUN_FILES if os.path.exists(os.path.join(out_dir, n))]
+    if "settings.json" in existing and "checkpoint.npz" not in existing:
+        raise CheckpointError(unfinished_message(out_dir))
+    if existing:
+        raise CheckpointError(f"{os.path.join(out_dir, existing[0])}: a run is already saved in {out_dir}; "
+                              f"resume it with --resume or choose another --out (nothing was changed)")
+
+
+def _load_resume_checkpoint(ckpt_path, settings, model):
+    """The checkpoint a resume continues from, checked against the settings and the model."""
+    ckpt = load_checkpoint(ckpt_path, expected_params=model.params)
+    _check_meta(ckpt_path, ckpt.meta)
+    saved = ckpt.meta["settings"]
+    now = json.loads(settings.to_json())
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{ckpt_path}: its saved settings are not a JSON object")
+    differ = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
+    if differ:
+        raise CheckpointError(f"{ckpt_path}: the run was saved with other settings ({', '.join(differ)}); "
+                              f"a resume may change only {', '.join(RESUMABLE)}")
+    if ckpt.config != model.config.to_dict() and NTMConfig.from_dict(ckpt.config) != model.config:
+        raise CheckpointError(f"{ckpt_path}: the saved model config differs from the one these settings make")
+    for key in ("step", "sequences"):
+        if isinstance(ckpt.meta[key], bool) or not isinstance(ckpt.meta[key], int) or ckpt.meta[key] < 0:
+            raise CheckpointError(f"{ckpt_path}: its saved {key} is not a count ({ckpt.meta[key]!r})")
+    return ckpt
 
 
 def _progress_line(row, settings, seconds):
@@ -317,7 +576,10 @@ def _progress_line(row, settings, seconds):
         left.append((settings.steps - row["step"]) * settings.batch_size / max(rate, 1e-9))
     if settings.max_minutes is not None:
         left.append(60 * settings.max_minutes - seconds)
-    eta = f", ~{_format_time(max(0.0, min(left)))} left" if left else ""
+    eta = f"~{_format_time(max(0.0, min(left)))} left" if left else ""
+    if settings.early_stop:        # the step limit bounds the time; convergence usually comes much sooner
+        eta = f"until converged, at most {eta}"
+    eta = f", {eta}" if eta else ""
     return (f"step {row['step']:>7,} | seq {row['sequences']:>9,} | cost {row['cost_bits']:7.3f} "
             f"err {row['bit_errors']:7.3f} | val cost {row['val_cost_bits']:7.3f} err {row['val_bit_errors']:7.3f}"
             f" | {rate:6.0f} seq/s | {_format_time(seconds)}{eta}")
@@ -335,9 +597,15 @@ def _truncate_metrics(path, step):
         kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
     except (ValueError, IndexError):
         raise CheckpointError(f"{path}: not a metrics file written by ntm-ref train") from None
-    with open(path + ".tmp", "w", newline="") as f:     # rewritten atomically, like the checkpoint
-        csv.writer(f).writerows(kept)
-    os.replace(path + ".tmp", path)
+    tmp = f"{path}.{os.getpid()}.tmp"                   # rewritten atomically, like the checkpoint
+    try:
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def load_model(path):

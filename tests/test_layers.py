@@ -11,15 +11,18 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ntm_ref")
 
 # lowest first; a module may import only from modules of a strictly lower layer
 LAYERS = [
-    ("activations", "loss", "memory", "checkpoint", "optim"),
+    ("activations", "linear", "loss", "memory", "npzio", "optim"),
+    ("checkpoint",),
     ("config", "addressing", "controller", "heads"),
     ("count", "state"),
     ("fast", "lstm_baseline"),
     ("parallel",),
     ("model",),
+    ("limits",),
     ("interop", "trace"),
-    ("compare", "train"),
-    ("evaluate", "plots"),
+    ("compare", "train", "walkthrough"),
+    ("evaluate", "plots", "sweep"),
+    ("report",),
     ("cli",),
 ]
 LAYER = {module: n for n, modules in enumerate(LAYERS) for module in modules}

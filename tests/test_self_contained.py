@@ -31,9 +31,27 @@ def test_every_relative_link_in_the_docs_exists():
     broken = []
     for p in _files((".md",)):
         for n, line in enumerate(open(p, encoding="utf-8"), 1):
-            for target, _ in LINK.findall(line):
+            for target, _ in LINK.findall(re.sub(r"`[^`]*`", "", line)):     # not inside code
                 if "://" in target or target.startswith("mailto:"):
                     continue
                 if not os.path.exists(os.path.normpath(os.path.join(os.path.dirname(p), target))):
                     broken.append(f"{os.path.relpath(p, ROOT)}:{n}: {target}")
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_the_docs_commands_can_be_typed_in_order():
+    """A reader typing a page's commands from the top never meets "exists; choose another path or pass
+    --force": a trace written to a file an earlier command on the page wrote carries --force."""
+    problems = []
+    for p in _files((".md",)):
+        written = set()
+        for n, line in enumerate(open(p, encoding="utf-8"), 1):
+            if line.startswith("## ") and not re.match(r"## ([2-9]|\d\d)\.", line):   # a new walk-through
+                written = set()
+            m = re.search(r"ntm-ref trace .*--out (\S+)", line)
+            if not m or line.lstrip().startswith("$") or "next:" in line:   # transcripts, printed hints
+                continue
+            if m.group(1) in written and "--force" not in line:
+                problems.append(f"{os.path.relpath(p, ROOT)}:{n}: {m.group(1)} again without --force")
+            written.add(m.group(1))
+    assert not problems, "\n".join(problems)
