@@ -1,5 +1,5 @@
-"""Throughput of loss_and_grads (sequences/s): the reference NTM.run against the fast engine (ntm_ref.fast)
-and the fast engine over processes (ntm_ref.parallel).
+"""Throughput of loss_and_grads (sequences/s): the reference NTM.run against the fast engine
+(ntm_ref.engines.fast) and the fast engine over processes (ntm_ref.engines.parallel).
 
 The paper's copy configuration: NTMConfig(input_size=9, output_size=8, controller_size=100), feedforward
 controller 100, memory 128 x 20, one read and one write head; a copy sequence of length L takes 2 L + 1
@@ -11,7 +11,7 @@ are timed interleaved (one call of each in turn), so background load affects the
 
 --threads sets the BLAS thread count through the environment before NumPy is imported (it has to be set
 before OpenBLAS starts). The fast engine's own two Python threads over the batch are separate: the
-column "fast 1 thr" turns them off, "fast" uses the default. The column "parallel" is ntm_ref.parallel.run
+column "fast 1 thr" turns them off, "fast" uses the default. The column "parallel" is ntm_ref.engines.parallel.run
 with --workers processes (the main process and workers - 1 forked workers, each one BLAS thread).
 
 The column "torch" is the PyTorch mirror (tests/torch_ntm.py: the same model in PyTorch, gradients by
@@ -47,7 +47,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from ntm_ref import fast, parallel
+    from ntm_ref.engines import fast, parallel
     from ntm_ref.config import NTMConfig
     from ntm_ref.model import NTM
 

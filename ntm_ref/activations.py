@@ -257,7 +257,7 @@ ACTIVATIONS.update({f"softmax_{name}": softmax_of(name) for name in ELEMENTWISE 
 
 def backward_from_values(name, dy, x, y):
     """dL/dx of activation ``name`` from its input x and output y alone, for engines that keep only those
-    (ntm_ref.fast).  Elementwise maps and the plain softmax need nothing else; softmax_<inner> recomputes
+    (ntm_ref.engines.fast).  Elementwise maps and the plain softmax need nothing else; softmax_<inner> recomputes
     inner(x), the softmax's input."""
     if name.startswith("softmax_"):
         inner_forward = ELEMENTWISE[name[len("softmax_"):]][0]

@@ -2,7 +2,7 @@
 generalisation sets, as a table."""
 import numpy as np
 
-from ntm_ref.train import evaluate, load_model
+from ntm_ref.train import cost_and_bit_errors, load_model
 
 
 def checked_settings(path, settings):
@@ -48,7 +48,7 @@ def load_for_eval(path, task=None):
                 with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
                     config = NTMConfig.from_dict(json.load(f))
                 arrays = read_npz(os.path.join(path, "params.npz"), "")
-                model = NTM.from_arrays(config, params_of(arrays), params_of(arrays, "buffer/"))
+                model = NTM.from_arrays(config, params_of(arrays), params_of(arrays, "buffer/"), engine="fast")
             except (ValueError, TypeError, OSError) as err:
                 raise CheckpointError(f"{path}: not a usable import folder: {err}") from None
             return model, {"task": task, "model": "ntm"}, {"step": 0, "sequences": 0, "imported": True}
@@ -83,7 +83,7 @@ def evaluate_checkpoint(path, n=64, seed=1234, task=None):
              f"{path}: {settings['model']} on {settings['task']}, step {meta['step']:,}, {meta['sequences']:,} sequences")
     lines = [title, header, "-" * len(header)]
     for name, x, y, mask in rows:
-        cost, errors = evaluate(model, x, y, mask)
+        cost, errors = cost_and_bit_errors(model, x, y, mask)
         line = f"{name:<22} {x.shape[0]:>9} {x.shape[1]:>6} {cost:>16.3f} {errors:>15.3f}"
         if bayes:
             line += f" {float(np.mean(bayes(x, y, mask))):>19.3f}"

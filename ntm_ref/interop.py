@@ -274,7 +274,7 @@ def pytorch_ntm_arrays(state_dict, config: NTMConfig, where="state dict"):
     return params, buffers
 
 
-def load_pytorch_ntm(path_or_state_dict, revision=None, engine="fast") -> NTM:
+def load_pytorch_ntm(path_or_state_dict, revision=None, engine="reference") -> NTM:
     """A pytorch-ntm model (a file saved with torch.save(net.state_dict(), ...) or the state dict itself:
     tensors or arrays) as a reference NTM. revision: the commit of pytorch-ntm the model was trained with,
     at least its first 7 characters (PYTORCH_NTM_REVISIONS); a state dict cannot tell it."""

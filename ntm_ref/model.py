@@ -33,7 +33,7 @@ from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.memory import ReadCache, WriteCache, read_backward, read_forward, write_backward, write_forward
 from ntm_ref.state import (LSTM_FORGET_BIAS, NTMState, RunResult, initial_state, initial_state_backward,
                            zero_state_like)
-from ntm_ref import fast, parallel   # the engines NTM.run chooses from; they import nothing from here
+from ntm_ref.engines import fast, parallel   # the engines NTM.run may choose; they import nothing from here
 
 
 class StepCache(NamedTuple):
@@ -391,14 +391,15 @@ class NTM:
     """A Neural Turing Machine: ``config`` (NTMConfig), ``params`` (flat dict), ``buffers`` (fixed arrays).
 
     The same seed gives bit-identical parameters. ``engine`` chooses how ``run`` computes: "reference"
-    (this module, step by step, keeping every step's caches), "fast" (ntm_ref.fast: the same numbers,
-    about 1.5-2x sooner, tested against the reference to 1e-10 relative; no caches) or "parallel"
-    (ntm_ref.parallel: the fast engine on parts of the batch in worker processes). ``trace`` always uses
-    the reference, and so does ``run`` for the epsilon modes the fast engine does not have
+    (the default: this module, step by step, keeping every step's caches, so that what you read here and
+    in the operations is what runs), "fast" (ntm_ref.engines.fast: the same numbers about 1.6x sooner,
+    tested against the reference to 1e-10 relative; no caches; training uses it) or "parallel"
+    (ntm_ref.engines.parallel: the fast engine on parts of the batch in worker processes). ``trace``
+    always uses the reference, and so does ``run`` for the epsilon modes the fast engine does not have
     (cosine_epsilon_mode other than "smooth_norm", sharpen_epsilon_mode other than "base").
     """
 
-    def __init__(self, config: NTMConfig, seed=0, engine="fast"):
+    def __init__(self, config: NTMConfig, seed=0, engine="reference"):
         self._set_up(config, engine)
         self.seed = seed
         self.params = init_params(config, seed)
@@ -413,7 +414,7 @@ class NTM:
         self.config = config
 
     @classmethod
-    def from_arrays(cls, config: NTMConfig, params, buffers=None, engine="fast"):
+    def from_arrays(cls, config: NTMConfig, params, buffers=None, engine="reference"):
         """An NTM with exactly these arrays: params (dict name -> array, the names of init_params) and
         buffers (the fixed arrays of init_buffers: memory0 for memory_init "random", read0 for
         fixed_initial_reads "random"). Every name and shape is checked (check_arrays): anything missing,

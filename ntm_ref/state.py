@@ -4,8 +4,8 @@ and the initial state every sequence starts from (with its backward).
 Dimension legend: B batch, T time steps, I input width, O output width, N memory slots, M word width,
 R read heads, W write heads, C controller output width.
 
-ntm_ref.model (the reference engine, and the NTM class that chooses an engine), ntm_ref.fast and
-ntm_ref.parallel all import these from here, so no engine imports the module that chooses it:
+ntm_ref.model (the reference engine, and the NTM class that chooses an engine), ntm_ref.engines.fast and
+ntm_ref.engines.parallel all import these from here, so no engine imports the module that chooses it:
 the model class -> an engine -> step functions -> the operations.
 """
 from typing import List, NamedTuple, Optional

@@ -150,7 +150,8 @@ def model_config(settings):
 def build_model(settings):
     """The model of the paper's configuration for this task, with any config overrides.  -> (model, task)."""
     config = model_config(settings)
-    model = LSTMBaseline(config, seed=settings.seed) if settings.model == "lstm" else NTM(config, seed=settings.seed)
+    model = LSTMBaseline(config, seed=settings.seed) if settings.model == "lstm" else NTM(config, seed=settings.seed,
+                                                                                             engine="fast")
     return model, make_run_task(settings)
 
 
@@ -205,7 +206,7 @@ class TrainingStopped(Exception):
 EVAL_CHUNK = 128    # validation sequences run at once
 
 
-def evaluate(model, x, y, mask, chunk=EVAL_CHUNK):
+def cost_and_bit_errors(model, x, y, mask, chunk=EVAL_CHUNK):
     """Cost (bits per sequence) and bit errors per sequence on a fixed set, in chunks.  -> (cost, errors)."""
     from tasks.metrics import bit_errors_per_sequence, cost_bits_per_sequence
     costs, errors = [], []
@@ -443,7 +444,7 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
             def validate():
                 """Validation, a metrics row and a progress line.  -> True when early stopping says stop."""
                 nonlocal window, eval_pending, row, seconds
-                val_cost, val_errors = evaluate(model, x_val, y_val, m_val)
+                val_cost, val_errors = cost_and_bit_errors(model, x_val, y_val, m_val)
                 seconds = time.perf_counter() - started
                 w = np.array(window, dtype=float).reshape(-1, 3)
                 with interrupts.critical():
@@ -619,7 +620,8 @@ def load_model(path):
         raise CheckpointError(f"{path}: its model config is not usable: {err}") from None
     if ckpt.meta["model"] != "lstm":
         try:
-            return NTM.from_arrays(config, ckpt.params, ckpt.buffers), ckpt.meta["settings"], ckpt.meta
+            return (NTM.from_arrays(config, ckpt.params, ckpt.buffers, engine="fast"), ckpt.meta["settings"],
+                    ckpt.meta)
         except ValueError as err:
             raise CheckpointError(f"{path}: {err}") from None
     model = LSTMBaseline(config)

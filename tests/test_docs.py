@@ -39,8 +39,8 @@ def test_conventions_config_blocks_build_and_run(block):
 # The derivation pages and the fewest quotes each must hold (fewer means quotes were lost or no longer parse).
 DERIVATION_PAGES = {"derivations.md": 200, "derivations-conventions.md": 40}
 SOURCE = os.path.join(DOCS, "..", "ntm_ref")
-QUOTE = re.compile(r"`([^`]+)`\s*\(([\w.]*):(\d+)(?:-(\d+))?\)")
-FILE_OF_HEADING = re.compile(r"`ntm_ref/(\w+\.py)`")
+QUOTE = re.compile(r"`([^`]+)`\s*\(([\w./]*):(\d+)(?:-(\d+))?\)")
+FILE_OF_HEADING = re.compile(r"`ntm_ref/([\w/]+\.py)`")
 
 
 def derivation_quotes(page):

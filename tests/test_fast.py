@@ -1,11 +1,11 @@
-"""ntm_ref.fast against the reference NTM.run: loss, logits, every gradient, dx and dstate0 to rtol 1e-10,
+"""ntm_ref.engines.fast against the reference NTM.run: loss, logits, every gradient, dx and dstate0 to rtol 1e-10,
 on configurations that together use every NTMConfig field value; plus finite-difference checks of the
 fast engine itself (gradcheck.check_loss, full mode) and tests of its buffer reuse. No timing here."""
 import numpy as np
 import pytest
 
 from gradcheck import assert_loss_gradients
-from ntm_ref import fast
+from ntm_ref.engines import fast
 from model_helpers import TINY, generic_model, make_batch
 from ntm_ref.config import HEAD_ACTIVATION_CHOICES, NTMConfig
 from ntm_ref.controller import ControllerState

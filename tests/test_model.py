@@ -322,3 +322,13 @@ def test_loss_is_the_loss_of_run(engine):
     assert model.loss(x, y, mask) == model.run(x, y, mask).loss
     state = model.initial_state(3)
     assert model.loss(x, y, mask, state=state) == model.run(x, y, mask, state=state).loss
+
+
+def test_the_reference_is_what_runs_by_default_and_training_asks_for_speed():
+    """A reader who edits an operation changes what NTM(...) computes; training chooses the fast engine."""
+    from ntm_ref.train import TrainSettings, build_model
+    config = NTMConfig(input_size=3, output_size=2, memory_slots=6, memory_width=3)
+    assert NTM(config).engine == "reference"
+    assert NTM.from_arrays(config, NTM(config).params).engine == "reference"
+    assert NTM(config).run(np.zeros((1, 2, 3)), np.zeros((1, 2, 2))).caches is not None   # the step caches
+    assert build_model(TrainSettings(task="copy"))[0].engine == "fast"

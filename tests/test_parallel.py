@@ -1,4 +1,4 @@
-"""ntm_ref.parallel (fast.run on parts of the batch in forked worker processes) against fast.run on the
+"""ntm_ref.engines.parallel (fast.run on parts of the batch in forked worker processes) against fast.run on the
 whole batch and against the reference NTM.run: loss, logits, probs, every gradient, dx and dstate0 to
 rtol 1e-10; repeated calls bit-identical; the in-process fallback; worker errors. No timing here."""
 import os
@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from ntm_ref import fast, parallel
+from ntm_ref.engines import fast, parallel
 from ntm_ref.config import NTMConfig
 from ntm_ref.controller import ControllerState
 from ntm_ref.model import NTM, NTMState

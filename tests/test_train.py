@@ -118,7 +118,7 @@ def test_early_stop_and_time_limit(tmp_path):
 
 def test_eval_uses_the_saved_fixed_memory(tmp_path):
     """memory_init="random" with a seed other than 0: eval must see the run's own fixed memory."""
-    from ntm_ref.train import build_model, evaluate, load_model
+    from ntm_ref.train import build_model, cost_and_bit_errors as evaluate, load_model
     settings = TrainSettings(**{**TINY, "seed": 3, "steps": 5, "eval_every": 5, "checkpoint_every": 5,
                                 "config_overrides": {**TINY["config_overrides"], "memory_init": "random"}})
     out = str(tmp_path / "run")

@@ -100,7 +100,7 @@ def test_interrupt_mid_step_saves_the_last_finished_step_and_resumes_exactly(tmp
 
 def test_interrupt_during_validation_resumes_with_that_validation(tmp_path, monkeypatch, straight):
     out = str(tmp_path / "run")
-    _interrupt_on_call(monkeypatch, training, "evaluate", 3)       # the validation of step 15
+    _interrupt_on_call(monkeypatch, training, "cost_and_bit_errors", 3)       # the validation of step 15
     with pytest.raises(Interrupted):
         train(TrainSettings(**TINY, steps=23), out, log=quiet)
     meta = load_checkpoint(os.path.join(out, "checkpoint.npz")).meta

@@ -1,8 +1,9 @@
-"""The fast engine over PROCESSES: the batch split in contiguous parts, each part run by ntm_ref.fast.run,
+"""The fast engine over PROCESSES (for speed, not for reading: the model is ntm_ref/model.py): the batch
+split in contiguous parts, each part run by ntm_ref.engines.fast.run,
 the main process computing part 0 while persistent forked worker processes compute the others.
 
 Why processes: fast.run spends most of its time in many small NumPy calls per time step, so two Python
-threads over halves of the batch wait on the GIL (measured slower than one thread, see ntm_ref.fast).
+threads over halves of the batch wait on the GIL (measured slower than one thread, see ntm_ref.engines.fast).
 Processes do not share a GIL. The cost is moving each part's inputs to a worker and its results back
 (pickled through a pipe: the parameters, x / y / mask of the part, 0.3 MB, and back the part's gradients,
 dx and dstate0, 1.1 MB, for the copy configuration at batch 64; pickling both ways ~0.3 ms of CPU and
@@ -39,7 +40,7 @@ import traceback
 
 import numpy as np
 
-from ntm_ref import fast
+from ntm_ref.engines import fast
 from ntm_ref.controller import ControllerState
 from ntm_ref.state import NTMState, RunResult
 
@@ -315,13 +316,13 @@ def _run_on_pool(pool, jobs):
         except (EOFError, OSError) as exc:
             pool.close()
             _POOL = None
-            raise RuntimeError("an ntm_ref.parallel worker process died") from exc
+            raise RuntimeError("an ntm_ref.engines.parallel worker process died") from exc
         if reply[0] == "ok":
             results.append(reply[1])
         elif error is None:
             error = reply
     if error is not None:
-        raise error[1] from RuntimeError(f"in an ntm_ref.parallel worker:\n{error[2]}")
+        raise error[1] from RuntimeError(f"in an ntm_ref.engines.parallel worker:\n{error[2]}")
     return results
 
 

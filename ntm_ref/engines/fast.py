@@ -1,13 +1,40 @@
-"""A fast engine for the whole NTM: the same loss, gradients, dx and dstate0 as ``NTM.run``, about 2x sooner.
+"""The fast engine: for speed, not for reading. The same loss, gradients, dx and dstate0 as the reference
+engine (ntm_ref.model), about 1.6x sooner (docs/model.md, "Speed"); tests/test_fast.py checks it against
+the reference on every configuration field to rtol 1e-10.
+
+To learn how an NTM computes, read ntm_ref/model.py and the operations it calls; this module computes the
+same function with the work regrouped, and each fused block maps to reference functions as follows:
+
+    fused block (here)                       reference functions it fuses                       equations
+    ---------------------------------------  -------------------------------------------------  ---------
+    _act_forward / _act_backward,            activations.ACTIVATIONS (in place, one call per     3.3
+      _softmax_last                            field for all heads)
+    _fused_controller_forward / _backward    controller.controller_forward / _backward, with     -
+                                               the x_t W_x part of linear.linear_forward hoisted
+                                               out of the time loop
+    _fused_heads_forward / _backward         model._heads_from_controller / _heads_backward:     3.3
+                                               linear.linear_forward + clip_forward +
+                                               heads.heads_forward for all R + W heads at once
+                                               (columns permuted by a Packing: one slice per field)
+    _memory_norm                             the norms |M(i)| of addressing.cosine_similarity,   6
+                                               shared by every head addressing the same memory
+    _fused_address_forward / _backward       addressing.address_forward / _backward (content,    5-9, 2
+                                               interpolate, shift, sharpen) for all heads at once;
+                                               the backward fuses the memory-gradient products of
+                                               memory.read_backward and content_backward
+    _write_factors, _keep_all_and_others,    memory.write_forward / _backward (erase with all    3-4
+      _fused_write_forward / _backward         heads, then add; products of the other heads'
+                                               factors by prefix/suffix, never division)
+    _forward / _backward                     model.forward_pass / backward_pass (step_forward /  -
+                                               step_backward in both step orders), with the output
+                                               layer (linear + clip) of all T steps as one product
+    run                                      NTM.run on the reference engine: state.initial_state, -
+                                               the passes, loss.bce_bits_forward / _backward,
+                                               state.initial_state_backward
 
 Dimension legend: B batch, T time steps, I input width, O output width, N memory slots, M word width,
 R read heads, W write heads, H = R + W all heads, S = 2 * shift_range + 1 shift-kernel width,
 C controller output width (C_l of layer l, D_l its input width), P all raw head parameters (R P_r + W P_w).
-
-The reference (ntm_ref.model) is written for reading: one pure forward/backward pair per equation, every
-step's caches as NamedTuples of fresh arrays. This module computes the same function, reorganised for
-speed. It is a companion, not a replacement: each fused block below names the paper equations and the
-reference functions it fuses, and tests/test_fast.py checks it against the reference to rtol 1e-10.
 
 What makes it fast (measured on the 2-core machines, see benchmarks/throughput.py):
   * work hoisted out of the time loop: the input projection x W_x of all steps is one product before the
@@ -111,10 +138,10 @@ def _softmax_last(x, out):
 
 
 # ---------------------------------------------------------------------------------------------------
-# the permuted head layout: one product for all heads, one slice per field
+# the permuted head packing: one product for all heads, one slice per field
 # ---------------------------------------------------------------------------------------------------
 
-class Layout(NamedTuple):
+class Packing(NamedTuple):
     """Where each head parameter lives in the permuted raw vector (B, P) of all heads.
 
     perm[j] is the column of concat([read.W, write.W], axis=1) that permuted column j comes from; the
@@ -126,7 +153,7 @@ class Layout(NamedTuple):
     acts: dict                # field -> activation name
 
 
-def make_layout(config) -> Layout:
+def make_packing(config) -> Packing:
     """The permutation and field slices for config (computed once per call, no time or batch)."""
     c = config
     R, Wh = c.read_heads, c.write_heads
@@ -145,7 +172,7 @@ def make_layout(config) -> Layout:
             at += idx.size
             acts[field] = act
         fields[field] = slice(start, at)
-    return Layout(np.concatenate(cols), fields, acts)
+    return Packing(np.concatenate(cols), fields, acts)
 
 
 class Weights(NamedTuple):
@@ -158,10 +185,10 @@ class Weights(NamedTuple):
     out_b: np.ndarray         # (O,)
 
 
-def _weights(params, config, layout) -> Weights:
+def _weights(params, config, packing) -> Weights:
     L = len(config.controller_sizes)
-    W = np.concatenate([params["read.W"], params["write.W"]], axis=1)[:, layout.perm]
-    b = np.concatenate([params["read.b"], params["write.b"]])[layout.perm]
+    W = np.concatenate([params["read.W"], params["write.W"]], axis=1)[:, packing.perm]
+    b = np.concatenate([params["read.b"], params["write.b"]])[packing.perm]
     return Weights([params[f"ctrl.{l}.W"] for l in range(L)], [params[f"ctrl.{l}.b"] for l in range(L)],
                    np.ascontiguousarray(W), b, params["out.W"], params["out.b"])
 
@@ -177,7 +204,7 @@ class Tape(NamedTuple):
     A: List[np.ndarray]       # per layer (T, B, C_l) feedforward outputs, or (T, B, 4 C_l) LSTM gates i f o g
     cell: List[np.ndarray]    # per LSTM layer (T + 1, B, C_l) cell states c_t; [] for feedforward
     tanh_c: List[np.ndarray]  # per LSTM layer (T, B, C_l)
-    raw: np.ndarray           # (T, B, P) raw head parameters after clipping (permuted layout)
+    raw: np.ndarray           # (T, B, P) raw head parameters after clipping (permuted packing)
     act: np.ndarray           # (T, B, P) activated head parameters
     mem: np.ndarray           # (T + 1, B, M, N) memory M_t, TRANSPOSED (slots last: broadcasts run along N)
     keep: np.ndarray          # (T, B, M, N) prod_h (1 - w_h e_h^T) of step t's write, transposed
@@ -266,7 +293,7 @@ def _memory_norm(memory, out, eps):
 # forward
 # ---------------------------------------------------------------------------------------------------
 
-def _controller_forward(wts, config, tape, t, Z0):
+def _fused_controller_forward(wts, config, tape, t, Z0):
     """Controller of step t for all layers (reference: controller_forward, feedforward_/lstm_forward).
 
     Layer 0's input projection x_t W_x + b was hoisted (Z0 (T, B, C_0 or 4 C_0)); here only the
@@ -306,7 +333,7 @@ def _controller_forward(wts, config, tape, t, Z0):
     return h
 
 
-def _heads_forward(wts, config, layout, tape, t, h):
+def _fused_heads_forward(wts, config, packing, tape, t, h):
     """raw = clip(h W_heads + b_heads), then every field's activation, for all H heads at once.
 
     Reference: model._heads_from_controller (linear_forward, clip_forward, heads_forward).
@@ -318,26 +345,26 @@ def _heads_forward(wts, config, layout, tape, t, h):
         np.clip(raw, -config.clip_value, config.clip_value, out=raw)
     act = tape.act[t]
     B, S = raw.shape[0], config.shift_width
-    for field, sl in layout.fields.items():
+    for field, sl in packing.fields.items():
         if field == "s":                      # a softmax along each head's S entries
-            _act_forward(layout.acts[field], raw[:, sl].reshape(B, -1, S), act[:, sl].reshape(B, -1, S))
+            _act_forward(packing.acts[field], raw[:, sl].reshape(B, -1, S), act[:, sl].reshape(B, -1, S))
         else:
-            _act_forward(layout.acts[field], raw[:, sl], act[:, sl])
+            _act_forward(packing.acts[field], raw[:, sl], act[:, sl])
 
 
-def _head_fields(config, layout, act_t, heads):
+def _head_fields(config, packing, act_t, heads):
     """Views of the activated parameters of the heads in ``heads`` (a slice of 0..H-1).
 
     -> key (B, h, M), beta (B, h), g (B, h), s (B, h, S), gamma (B, h) for h = len(heads).
     """
     B, M, S = act_t.shape[0], config.memory_width, config.shift_width
-    f = layout.fields
+    f = packing.fields
     key = act_t[:, f["key"]].reshape(B, -1, M)[:, heads]
     s = act_t[:, f["s"]].reshape(B, -1, S)[:, heads]
     return key, act_t[:, f["beta"]][:, heads], act_t[:, f["g"]][:, heads], s, act_t[:, f["gamma"]][:, heads]
 
 
-def _address_forward(config, layout, tape, t, heads, memory, mem_norm):
+def _fused_address_forward(config, packing, tape, t, heads, memory, mem_norm):
     """Eqs 5-9 for the heads in ``heads`` on ``memory`` (B, M, N, transposed) with its norms (B, N).
 
     Fuses addressing.address_forward: cosine_similarity_forward, content_forward, interpolate_forward,
@@ -345,7 +372,7 @@ def _address_forward(config, layout, tape, t, heads, memory, mem_norm):
     Reads w_{t-1} from tape.w[t] and writes w_t into tape.w[t + 1][:, heads].
     """
     sr, N = config.shift_range, config.memory_slots
-    key, beta, g, s, gamma = _head_fields(config, layout, tape.act[t], heads)
+    key, beta, g, s, gamma = _head_fields(config, packing, tape.act[t], heads)
     # eq 6: K = k . M(i) / (||k|| ||M(i)||)
     kn = tape.key_norm[t][:, heads]
     np.sqrt(np.einsum("bhm,bhm->bh", key, key) + config.cosine_epsilon, out=kn)
@@ -393,14 +420,14 @@ def _keep_all_and_others(F):
     return F.prod(axis=1), others
 
 
-def _write_forward(config, layout, tape, t, memory, out):
+def _fused_write_forward(config, packing, tape, t, memory, out):
     """Eqs 3-4 for all write heads (memory.write_forward), transposed memory (B, M, N):
     out = M (prod_h F_h) + sum_h a_h w_h^T with F_h = 1 - e_h w_h^T; prod_h F_h is kept in tape.keep[t]."""
     R, M = config.read_heads, config.memory_width
     B = memory.shape[0]
     act = tape.act[t]
-    erase = act[:, layout.fields["erase"]].reshape(B, -1, M)
-    add = act[:, layout.fields["add"]].reshape(B, -1, M)
+    erase = act[:, packing.fields["erase"]].reshape(B, -1, M)
+    add = act[:, packing.fields["add"]].reshape(B, -1, M)
     w = tape.w[t + 1][:, R:]
     keep = tape.keep[t]
     if w.shape[1] == 1:
@@ -415,7 +442,7 @@ def _write_forward(config, layout, tape, t, memory, out):
         out += add.transpose(0, 2, 1) @ w                                     # 'bhm,bhn->bmn'
 
 
-def _forward(wts, config, layout, x, state0, tape):
+def _forward(wts, config, packing, x, state0, tape):
     """All T steps (model.forward_pass with step_forward).  x (B, T, I) -> tape, filled."""
     c = config
     B, T, I = x.shape
@@ -437,22 +464,22 @@ def _forward(wts, config, layout, x, state0, tape):
     Z0 = x.transpose(1, 0, 2) @ wts.ctrl_W[0][:I] + wts.ctrl_b[0]            # (T, B, C_0 or 4 C_0)
     all_heads, reads, writes = slice(0, H), slice(0, R), slice(R, H)
     for t in range(T):
-        h = _controller_forward(wts, c, tape, t, Z0)
+        h = _fused_controller_forward(wts, c, tape, t, Z0)
         tape.hr[t, :, :C] = h
-        _heads_forward(wts, c, layout, tape, t, h)
+        _fused_heads_forward(wts, c, packing, tape, t, h)
         m_prev, m_next = tape.mem[t], tape.mem[t + 1]
         w_read = tape.w[t + 1][:, reads]
         if c.step_order == "read_first":
             # every head addresses M_{t-1}: one call for all H heads
-            _address_forward(c, layout, tape, t, all_heads, m_prev, tape.mem_norm[t])
+            _fused_address_forward(c, packing, tape, t, all_heads, m_prev, tape.mem_norm[t])
             r = w_read @ m_prev.transpose(0, 2, 1)                            # eq 2: r = w M
-            _write_forward(c, layout, tape, t, m_prev, m_next)
+            _fused_write_forward(c, packing, tape, t, m_prev, m_next)
             _memory_norm(m_next, tape.mem_norm[t + 1], c.cosine_epsilon)
         else:
-            _address_forward(c, layout, tape, t, writes, m_prev, tape.mem_norm[t])
-            _write_forward(c, layout, tape, t, m_prev, m_next)
+            _fused_address_forward(c, packing, tape, t, writes, m_prev, tape.mem_norm[t])
+            _fused_write_forward(c, packing, tape, t, m_prev, m_next)
             _memory_norm(m_next, tape.mem_norm[t + 1], c.cosine_epsilon)
-            _address_forward(c, layout, tape, t, reads, m_next, tape.mem_norm[t + 1])
+            _fused_address_forward(c, packing, tape, t, reads, m_next, tape.mem_norm[t + 1])
             r = w_read @ m_next.transpose(0, 2, 1)                            # eq 2: r = w M
         r = r.reshape(B, R * M)
         tape.hr[t, :, C:] = r
@@ -475,19 +502,19 @@ def _clip_mask(values, limit):
     return np.abs(values) < limit
 
 
-def _address_backward(config, layout, tape, t, heads, dw, memory, mem_norm, dact):
+def _fused_address_backward(config, packing, tape, t, heads, dw, memory, mem_norm, dact):
     """Gradients of eqs 5-9 for the heads in ``heads`` (addressing.address_backward: sharpen_backward,
     shift_backward, interpolate_backward, content_backward, cosine_similarity_backward, fused).
 
     dw (B, h, N) = dLoss/dw_t. Writes dkey, dbeta, dg, ds, dgamma (w.r.t. the activated parameters) into
-    dact (B, P, permuted layout).  -> (dw_prev (B, h, N), ddot (B, h, N), dmem_diag (B, N)): the memory
+    dact (B, P, permuted packing).  -> (dw_prev (B, h, N), ddot (B, h, N), dmem_diag (B, N)): the memory
     gradient is k^T ddot - dmem_diag[:, None, :] * M (transposed), left to the caller to fuse with other products.
     """
     sr, N, M, S = config.shift_range, config.memory_slots, config.memory_width, config.shift_width
     B = dw.shape[0]
-    key, beta, g, s, gamma = _head_fields(config, layout, tape.act[t], heads)
+    key, beta, g, s, gamma = _head_fields(config, packing, tape.act[t], heads)
     w = tape.w[t + 1][:, heads]
-    f = layout.fields
+    f = packing.fields
     dkey = dact[:, f["key"]].reshape(B, -1, M)[:, heads]
     ds_out = dact[:, f["s"]].reshape(B, -1, S)[:, heads]
     # eq 9 backward: dz = w (dw - sum_j dw_j w_j); dgamma = sum dz log w~; dw~ = dz gamma / (w~ + eps)
@@ -529,7 +556,7 @@ def _address_backward(config, layout, tape, t, heads, dw, memory, mem_norm, dact
     return dw_prev, ddot, dK_K.sum(axis=1) / mem_norm ** 2
 
 
-def _write_backward(config, layout, tape, t, dnext, memory, dact, out):
+def _fused_write_backward(config, packing, tape, t, dnext, memory, dact, out):
     """Gradients of eqs 3-4 (memory.write_backward), transposed memory.  dnext (B, M, N) = dLoss/dM_t,
     memory = M_{t-1} (B, M, N).
 
@@ -539,7 +566,7 @@ def _write_backward(config, layout, tape, t, dnext, memory, dact, out):
     """
     R, M = config.read_heads, config.memory_width
     B = memory.shape[0]
-    f = layout.fields
+    f = packing.fields
     act = tape.act[t]
     erase = act[:, f["erase"]].reshape(B, -1, M)
     add = act[:, f["add"]].reshape(B, -1, M)
@@ -557,25 +584,25 @@ def _write_backward(config, layout, tape, t, dnext, memory, dact, out):
     return dw
 
 
-def _heads_backward(wts, config, layout, tape, t, dact, draw):
+def _fused_heads_backward(wts, config, packing, tape, t, dact, draw):
     """From the activated head parameters back to h_t (heads_backward, clip_backward, linear_backward).
 
     dact (B, P) -> draw (B, P) written in place (kept for the weight gradient after the loop); -> dh (B, C).
     """
     raw, act = tape.raw[t], tape.act[t]
     B, S = raw.shape[0], config.shift_width
-    for field, sl in layout.fields.items():
+    for field, sl in packing.fields.items():
         if field == "s":                      # a softmax along each head's S entries
-            _act_backward(layout.acts[field], dact[:, sl].reshape(B, -1, S), raw[:, sl].reshape(B, -1, S),
+            _act_backward(packing.acts[field], dact[:, sl].reshape(B, -1, S), raw[:, sl].reshape(B, -1, S),
                           act[:, sl].reshape(B, -1, S), draw[:, sl].reshape(B, -1, S))
         else:
-            _act_backward(layout.acts[field], dact[:, sl], raw[:, sl], act[:, sl], draw[:, sl])
+            _act_backward(packing.acts[field], dact[:, sl], raw[:, sl], act[:, sl], draw[:, sl])
     if config.clip_value is not None:
         draw *= _clip_mask(raw, config.clip_value)
     return draw @ wts.heads_W.T
 
 
-def _controller_backward(wts, config, tape, t, dh, dctrl, dZ):
+def _fused_controller_backward(wts, config, tape, t, dh, dctrl, dZ):
     """Backward of the controller at step t for all layers (controller_backward, feedforward_/lstm_backward).
 
     dh (B, C) from the heads and the output; dctrl: per LSTM layer [dh, dc] carried from step t + 1
@@ -618,7 +645,7 @@ def _controller_backward(wts, config, tape, t, dh, dctrl, dZ):
             dh = dU
 
 
-def _backward(wts, config, layout, tape, dlogits):
+def _backward(wts, config, packing, tape, dlogits):
     """Backprop through time (model.backward_pass with step_backward).  dlogits (B, T, O) ->
     (grads dict without the initial-state part, dx (B, T, I), dstate0 NTMState)."""
     c = config
@@ -650,14 +677,14 @@ def _backward(wts, config, layout, tape, dlogits):
         dmem, dmem_prev = G[cur], G[1 - cur]
         dr = (dHR[t, :, C:] + dr_next).reshape(B, R, M)
         w_read = tape.w[t + 1][:, reads]
-        key_all = tape.act[t][:, layout.fields["key"]].reshape(B, H, M)
+        key_all = tape.act[t][:, packing.fields["key"]].reshape(B, H, M)
         if c.step_order == "read_first":
             # write (eqs 3-4), then read (eq 2) and all heads' addressing (eqs 5-9), all on M_{t-1}
-            dw_write = _write_backward(c, layout, tape, t, dmem, m_prev, dact, dmem_prev)
+            dw_write = _fused_write_backward(c, packing, tape, t, dmem, m_prev, dact, dmem_prev)
             dw_total = dw.copy()
             dw_total[:, writes] += dw_write
             dw_total[:, reads] += dr @ m_prev                                  # eq 2: dw_h(i) = dr_h . M(i)
-            dw_prev, ddot, diag = _address_backward(c, layout, tape, t, all_heads, dw_total, m_prev,
+            dw_prev, ddot, diag = _fused_address_backward(c, packing, tape, t, all_heads, dw_total, m_prev,
                                                     tape.mem_norm[t], dact)
             left[:, :H], left[:, H:] = ddot, w_read
             right[:, :H], right[:, H:] = key_all, dr
@@ -669,7 +696,7 @@ def _backward(wts, config, layout, tape, dlogits):
         else:
             # read heads on M_t first (they ran last), then the write and the write heads on M_{t-1}
             dw_r = dw[:, reads] + dr @ m_next
-            dw_prev_r, ddot_r, diag_r = _address_backward(c, layout, tape, t, reads, dw_r, m_next,
+            dw_prev_r, ddot_r, diag_r = _fused_address_backward(c, packing, tape, t, reads, dw_r, m_next,
                                                           tape.mem_norm[t + 1], dact)
             left[:, :R], left[:, R:2 * R] = ddot_r, w_read
             right[:, :R], right[:, R:2 * R] = key_all[:, reads], dr
@@ -677,8 +704,8 @@ def _backward(wts, config, layout, tape, dlogits):
             dmem += scratch
             np.multiply(m_next, diag_r[:, None, :], out=scratch)
             dmem -= scratch
-            dw_write = _write_backward(c, layout, tape, t, dmem, m_prev, dact, dmem_prev)
-            dw_prev_w, ddot_w, diag_w = _address_backward(c, layout, tape, t, writes, dw[:, writes] + dw_write,
+            dw_write = _fused_write_backward(c, packing, tape, t, dmem, m_prev, dact, dmem_prev)
+            dw_prev_w, ddot_w, diag_w = _fused_address_backward(c, packing, tape, t, writes, dw[:, writes] + dw_write,
                                                           m_prev, tape.mem_norm[t], dact)
             np.matmul(key_all[:, writes].transpose(0, 2, 1), ddot_w, out=scratch)
             dmem_prev += scratch
@@ -686,8 +713,8 @@ def _backward(wts, config, layout, tape, dlogits):
             dmem_prev -= scratch
             dw = np.concatenate([dw_prev_r, dw_prev_w], axis=1)
         cur = 1 - cur
-        dh = dHR[t, :, :C] + _heads_backward(wts, c, layout, tape, t, dact, draw_all[t])
-        dr_next = _controller_backward(wts, c, tape, t, dh, dctrl, dZ)
+        dh = dHR[t, :, :C] + _fused_heads_backward(wts, c, packing, tape, t, dact, draw_all[t])
+        dr_next = _fused_controller_backward(wts, c, tape, t, dh, dctrl, dZ)
     # hoisted: every weight gradient in one product over all T B rows
     grads = {}
     for l in range(len(c.controller_sizes)):
@@ -697,9 +724,9 @@ def _backward(wts, config, layout, tape, dlogits):
     dheads = tape.hr[:, :, :C].reshape(T * B, C).T @ draw_all.reshape(T * B, P)
     dheads_b = draw_all.sum(axis=(0, 1))
     dW = np.empty_like(dheads)
-    dW[:, layout.perm] = dheads
+    dW[:, packing.perm] = dheads
     db = np.empty_like(dheads_b)
-    db[layout.perm] = dheads_b
+    db[packing.perm] = dheads_b
     RP = R * c.read_head_size
     grads["read.W"], grads["write.W"] = dW[:, :RP], dW[:, RP:]
     grads["read.b"], grads["write.b"] = db[:RP], db[RP:]
@@ -763,14 +790,14 @@ def run(params, config, buffers, x, y=None, mask=None, state=None, threads=None)
     B, T, _ = x.shape
     explicit = state is not None
     state0 = state if explicit else initial_state(params, config, buffers, B)
-    layout = make_layout(config)
-    wts = _weights(params, config, layout)
+    packing = make_packing(config)
+    wts = _weights(params, config, packing)
     if threads is None:
         threads = N_THREADS if B >= THREAD_MIN_BATCH else 1
     cuts = np.linspace(0, B, min(threads, B) + 1).astype(int)
     parts = [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
     tapes = [_tape(config, rows.stop - rows.start, T, i) for i, rows in enumerate(parts)]
-    _map(lambda i: _forward(wts, config, layout, x[parts[i]], _state_rows(state0, parts[i]), tapes[i]),
+    _map(lambda i: _forward(wts, config, packing, x[parts[i]], _state_rows(state0, parts[i]), tapes[i]),
          list(range(len(parts))))
     logits = np.concatenate([tp.logits.transpose(1, 0, 2) for tp in tapes], axis=0)
     probs = 1.0 / (1.0 + np.exp(-logits))
@@ -779,7 +806,7 @@ def run(params, config, buffers, x, y=None, mask=None, state=None, threads=None)
     y = np.asarray(y, dtype=np.float64)
     loss, loss_cache = bce_bits_forward(logits, y, normalise_mask(mask, logits.shape))
     dlogits = bce_bits_backward(loss_cache)
-    outs = _map(lambda i: _backward(wts, config, layout, tapes[i], dlogits[parts[i]]), list(range(len(parts))))
+    outs = _map(lambda i: _backward(wts, config, packing, tapes[i], dlogits[parts[i]]), list(range(len(parts))))
     grads = outs[0][0]
     for other in outs[1:]:
         for k in grads:
