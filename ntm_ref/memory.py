@@ -60,7 +60,7 @@ def _products_of_others(factors):
     empty product 1, as a (B, 1, 1, 1) array that broadcasts like one).
 
     Built from prefix and suffix products, never by dividing the full product by F_h, so it stays exact
-    when a factor is exactly zero (a slot fully erased: w_h(i) = 1 and e_h(j) = 1).
+    when a factor is exactly zero (a slot fully erased: w_h(i) = 1 and e_h(m) = 1).
     """
     if factors.shape[1] == 1:
         return np.ones((factors.shape[0], 1, 1, 1), dtype=factors.dtype)   # one head: the empty product, broadcast
@@ -86,17 +86,17 @@ def write_forward(memory, w, erase, add):
 def write_backward(dout, cache):
     """Gradients of eqs 3-4.  dout (B, N, M) -> (dmemory (B, N, M), dw (B, H, N), derase (B, H, M), dadd (B, H, M)).
 
-    With F_h(i, j) = 1 - w_h(i) e_h(j) and P_h = prod_{h' != h} F_h' (no division, so exact at F_h = 0):
-        dM(i, j)     = dout(i, j) prod_h F_h(i, j)
-        dF_h(i, j)   = dout(i, j) M(i, j) P_h(i, j)
-        dw_h(i)      = - sum_j dF_h(i, j) e_h(j) + sum_j dout(i, j) a_h(j)
-        de_h(j)      = - sum_i dF_h(i, j) w_h(i)
-        da_h(j)      =   sum_i dout(i, j) w_h(i)
+    Slot i, word entry m. With F_h(i, m) = 1 - w_h(i) e_h(m) and P_h = prod_{h' != h} F_h' (no division, so exact at F_h = 0):
+        dM(i, m)     = dout(i, m) prod_h F_h(i, m)
+        dF_h(i, m)   = dout(i, m) M(i, m) P_h(i, m)
+        dw_h(i)      = - sum_m dF_h(i, m) e_h(m) + sum_m dout(i, m) a_h(m)
+        de_h(m)      = - sum_i dF_h(i, m) w_h(i)
+        da_h(m)      =   sum_i dout(i, m) w_h(i)
     """
     memory, w, erase, add, keep_others, keep = cache
     dmemory = dout * keep
     dfactors = (dout * memory)[:, None] * keep_others                 # (B, H, N, M)
-    dw = ((dout[:, None] @ add[..., None]) - dfactors @ erase[..., None])[..., 0]   # sums over M (j)
+    dw = ((dout[:, None] @ add[..., None]) - dfactors @ erase[..., None])[..., 0]   # sums over M (m)
     derase = -np.einsum("bhnm,bhn->bhm", dfactors, w)
     dadd = np.einsum("bnm,bhn->bhm", dout, w)
     return dmemory, dw, derase, dadd
