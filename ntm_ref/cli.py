@@ -9,6 +9,9 @@
     ntm-ref compare REF.npz OTHER.npz   where two traces part, array by array and step by step (docs/validate.md)
     ntm-ref gradcheck --preset tiny-ff  the whole-model finite-difference check on a chosen configuration
     ntm-ref import pytorch-ntm FILE     another implementation's trained model as config.json + params.npz
+    ntm-ref sweep --task copy --seeds 0-9 --out S   a grid of training runs on Dask (docs/sweep.md)
+    ntm-ref report S                    seed statistics and learning curves of a sweep
+    ntm-ref demo --step                 one whole time step forward and back, every value (docs/one-step.md)
 
 Errors a user can cause (a bad option, a bad checkpoint or trace) print one line and exit with status 2;
 ``compare`` exits 1 when the traces differ and ``gradcheck`` when a gradient is wrong.

@@ -222,7 +222,7 @@ METRIC_COLUMNS = ["step", "sequences", "seconds", "cost_bits", "bit_errors", "va
                   "val_bit_errors", "grad_norm"]
 
 
-def _format_time(seconds):
+def format_time(seconds):
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds < 3600 else f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
 
@@ -263,7 +263,7 @@ def unfinished_message(out_dir):
             f"ntm-ref train --resume {out_dir} starts it over, or remove the folder")
 
 
-def _write_atomic(path, text):
+def write_atomic(path, text):
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         with open(tmp, "w", newline="") as f:
@@ -362,9 +362,9 @@ def _start_folder(settings, out_dir, config):
 
 def _write_fresh_files(settings, out_dir, config):
     """settings.json first (it marks the folder as this run's), then config.json and the metrics header."""
-    _write_atomic(os.path.join(out_dir, "settings.json"), settings.to_json() + "\n")
-    _write_atomic(os.path.join(out_dir, "config.json"), config.to_json() + "\n")
-    _write_atomic(os.path.join(out_dir, "metrics.csv"), ",".join(METRIC_COLUMNS) + "\r\n")
+    write_atomic(os.path.join(out_dir, "settings.json"), settings.to_json() + "\n")
+    write_atomic(os.path.join(out_dir, "config.json"), config.to_json() + "\n")
+    write_atomic(os.path.join(out_dir, "metrics.csv"), ",".join(METRIC_COLUMNS) + "\r\n")
 
 
 def train(settings: TrainSettings, out_dir, resume=False, log=print):
@@ -459,7 +459,7 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
                 log(_progress_line(row, settings, seconds))
                 if settings.early_stop and val_errors < settings.stop_threshold:
                     log(f"converged: validation bit errors {val_errors:.3f} < {settings.stop_threshold} per "
-                        f"sequence after {sequences:,} sequences, {_format_time(seconds)}")
+                        f"sequence after {sequences:,} sequences, {format_time(seconds)}")
                     return True
                 return False
 
@@ -577,13 +577,13 @@ def _progress_line(row, settings, seconds):
         left.append((settings.steps - row["step"]) * settings.batch_size / max(rate, 1e-9))
     if settings.max_minutes is not None:
         left.append(60 * settings.max_minutes - seconds)
-    eta = f"~{_format_time(max(0.0, min(left)))} left" if left else ""
+    eta = f"~{format_time(max(0.0, min(left)))} left" if left else ""
     if settings.early_stop:        # the step limit bounds the time; convergence usually comes much sooner
         eta = f"until converged, at most {eta}"
     eta = f", {eta}" if eta else ""
     return (f"step {row['step']:>7,} | seq {row['sequences']:>9,} | cost {row['cost_bits']:7.3f} "
             f"err {row['bit_errors']:7.3f} | val cost {row['val_cost_bits']:7.3f} err {row['val_bit_errors']:7.3f}"
-            f" | {rate:6.0f} seq/s | {_format_time(seconds)}{eta}")
+            f" | {rate:6.0f} seq/s | {format_time(seconds)}{eta}")
 
 
 def _truncate_metrics(path, step):

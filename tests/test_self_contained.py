@@ -55,3 +55,15 @@ def test_the_docs_commands_can_be_typed_in_order():
                 problems.append(f"{os.path.relpath(p, ROOT)}:{n}: {m.group(1)} again without --force")
             written.add(m.group(1))
     assert not problems, "\n".join(problems)
+
+
+def test_every_package_is_installed():
+    """setup.py lists every folder with an __init__.py: a package left out works in a clone (and in an
+    editable install) but is missing after `pip install .`."""
+    import ast
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read())
+    listed = next(set(ast.literal_eval(k.value)) for node in ast.walk(tree) if isinstance(node, ast.Call)
+                  for k in node.keywords if k.arg == "packages")
+    found = {os.path.relpath(d, ROOT).replace(os.sep, ".") for top in ("ntm_ref", "gradcheck", "tasks")
+             for d, _, names in os.walk(os.path.join(ROOT, top)) if "__init__.py" in names}
+    assert found == listed, f"packages found {sorted(found)}, setup.py lists {sorted(listed)}"

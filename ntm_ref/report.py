@@ -1,0 +1,275 @@
+"""``ntm-ref report SWEEP``: the seed statistics of a sweep, per grid cell (every grid value but the seed).
+
+Per cell: the seeds finished (and unfinished), how many converged within their budget, the sequences and
+training time to converge, the final validation cost and bit errors, each as the median and quartiles
+over seeds (docs/sweep.md explains every column). Printed, and written to SWEEP/report.md with a table of
+every point; the learning curves (median and min-max band of the validation bit errors over seeds, one
+panel per task) go to SWEEP/learning_curves.png when matplotlib is installed. With generalisation=True
+the best seed of each cell is evaluated on the task's generalisation sets (ntm-ref eval).
+
+A point counts as finished once done.json says so (its steps, its time limit, convergence under early
+stop, or a non-finite loss); the statistics are over finished points only, and the report says how many
+are unfinished (running, interrupted, not started).
+"""
+import dataclasses
+import json
+import os
+import warnings
+
+import numpy as np
+
+from ntm_ref.sweep import SweepError, format_value, is_finished, load_sweep, read_done, read_rows
+from ntm_ref.train import TrainSettings, format_time, write_atomic
+
+REPORT_FILE = "report.md"
+FIGURE_FILE = "learning_curves.png"
+
+
+@dataclasses.dataclass
+class PointResult:
+    """One point of a sweep as found on disk.  rows: metrics.csv as dicts; done: done.json or None."""
+    name: str
+    settings: TrainSettings
+    rows: list
+    done: dict
+    finished: bool
+
+    @property
+    def converged_row(self):
+        """The first metrics row whose validation bit errors fall below the stop threshold, or None."""
+        return next((r for r in self.rows if r["val_bit_errors"] < self.settings.stop_threshold), None)
+
+    @property
+    def last_row(self):
+        return self.rows[-1] if self.rows else None
+
+
+def load_results(sweep_dir):
+    """Every point of SWEEP/sweep.json with its metrics and done.json.  -> list of PointResult."""
+    results = []
+    for name, saved in load_sweep(sweep_dir).items():
+        try:
+            settings = TrainSettings(**saved)
+        except (TypeError, ValueError) as err:
+            raise SweepError(f"{os.path.join(sweep_dir, 'sweep.json')}: point {name}: unusable settings "
+                             f"({err})") from None
+        folder = os.path.join(sweep_dir, name)
+        done = read_done(folder)
+        rows = read_rows(os.path.join(folder, "metrics.csv"))
+        results.append(PointResult(name, settings, rows, done, is_finished(done, settings)))
+    return results
+
+
+def _flat(settings):
+    """Settings as {column label: value} without the seed: config overrides and task options by their
+    field name (prefixed when the name is also a training option)."""
+    d = json.loads(settings.to_json())
+    d.pop("seed")
+    out = {k: v for k, v in d.items() if k not in ("config_overrides", "task_options")}
+    for kind, values in (("set", d["config_overrides"]), ("task", d["task_options"])):
+        for k, v in values.items():
+            out[f"{kind} {k}" if k in out else k] = v
+    return out
+
+
+def cell_key(settings):
+    """A cell: every setting but the seed (as sorted JSON)."""
+    return json.dumps(_flat(settings), sort_keys=True)
+
+
+def group_cells(results):
+    """Points by cell, in the order of sweep.json.  -> {cell key: [PointResult]}."""
+    cells = {}
+    for r in results:
+        cells.setdefault(cell_key(r.settings), []).append(r)
+    return cells
+
+
+def varying_columns(results):
+    """The setting columns of the table: task, model, and every other setting that differs between
+    cells.  -> list of labels."""
+    flats = [_flat(r.settings) for r in results]
+    labels = []
+    for flat in flats:
+        labels += [k for k in flat if k not in labels]
+    varying = [k for k in labels if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
+    return ["task", "model"] + [k for k in varying if k not in ("task", "model")]
+
+
+def quartiles(values):
+    """(q1, median, q3) of a non-empty sequence (numpy's linear interpolation)."""
+    q1, med, q3 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return float(q1), float(med), float(q3)
+
+
+def _spread(values, fmt):
+    """'median (q1-q3)' of values, '-' when there are none; fmt formats one number."""
+    if not values:
+        return "-"
+    q1, med, q3 = quartiles(values)
+    return f"{fmt(med)} ({fmt(q1)}-{fmt(q3)})" if len(values) > 1 else fmt(med)
+
+
+def cell_summary(points):
+    """The statistics of one cell over its finished points.  -> dict of column -> text, plus numbers."""
+    finished = [p for p in points if p.finished and p.rows]
+    conv = [p.converged_row for p in finished if p.converged_row is not None]
+    last = [p.last_row for p in finished]
+    unfinished = len(points) - len(finished)
+    return {
+        "seeds": f"{len(finished)}" + (f" (+{unfinished} unfinished)" if unfinished else ""),
+        "converged": f"{len(conv)}/{len(finished)} ({100 * len(conv) / len(finished):.0f}%)" if finished else "-",
+        "sequences to converge": _spread([r["sequences"] for r in conv], lambda v: f"{v:,.0f}"),
+        "time to converge": _spread([r["seconds"] for r in conv], format_time),
+        "final val cost": _spread([r["val_cost_bits"] for r in last], lambda v: f"{v:.3f}"),
+        "final val bit errors": _spread([r["val_bit_errors"] for r in last], lambda v: f"{v:.3f}"),
+        "n_finished": len(finished), "n_converged": len(conv), "n_unfinished": unfinished,
+    }
+
+
+STAT_COLUMNS = ("seeds", "converged", "sequences to converge", "time to converge", "final val cost",
+                "final val bit errors")
+
+
+def markdown_table(header, rows):
+    """A markdown table (columns padded, so it reads as plain text too)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
+
+
+def summary_table(results):
+    """The per-cell table.  -> (markdown text, list of (label, summary, points)); label: the model and
+    the other varying settings of the cell, e.g. 'ntm-ff, lr=0.0001'."""
+    columns = varying_columns(results)
+    rows, cells = [], []
+    for points in group_cells(results).values():
+        flat = _flat(points[0].settings)
+        summary = cell_summary(points)
+        values = [format_value(flat.get(c)) for c in columns]
+        rows.append(values + [summary[c] for c in STAT_COLUMNS])
+        label = ", ".join([values[1]] + [f"{c}={v}" for c, v in zip(columns[2:], values[2:])])
+        cells.append((label, summary, points))
+    return markdown_table(columns + list(STAT_COLUMNS), rows), cells
+
+
+def points_table(results):
+    """Every point: its status, why it finished, and its last metrics row."""
+    rows = []
+    for r in results:
+        row = r.last_row or {}
+        status = r.done.get("reason") if r.finished else "unfinished" if r.rows else "not started"
+        rows.append([r.name, status, f"{row.get('step', 0):,.0f}", f"{row.get('sequences', 0):,.0f}",
+                     format_time(row.get("seconds", 0.0)),
+                     f"{row['val_cost_bits']:.3f}" if row else "-", f"{row['val_bit_errors']:.3f}" if row else "-"])
+    return markdown_table(["point", "status", "step", "sequences", "time", "val cost", "val bit errors"], rows)
+
+
+def _hold(x_grid, x, y):
+    """y held from each x to the next one (and past the last), NaN before the first.  -> (len(x_grid),)."""
+    idx = np.searchsorted(x, x_grid, side="right") - 1
+    return np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
+
+
+def curve_bands(points):
+    """Median, min and max over the finished seeds of validation bit errors against sequences (a run
+    that stopped early keeps its last value).  -> (x, median, low, high) arrays, or None."""
+    runs = [(np.array([r["sequences"] for r in p.rows]), np.array([r["val_bit_errors"] for r in p.rows]))
+            for p in points if p.finished and p.rows]
+    if not runs:
+        return None
+    x = np.unique(np.concatenate([xs for xs, _ in runs]))
+    ys = np.stack([_hold(x, xs, vs) for xs, vs in runs])
+    with warnings.catch_warnings():          # a column of NaN (no seed there yet) is a NaN median
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return x, np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+
+
+def learning_curves_figure(cells):
+    """One panel per task: per cell, the median validation bit errors over seeds against sequences, with
+    the min-max band.  cells: list of (label, summary, points).  -> matplotlib Figure, or None."""
+    from matplotlib.figure import Figure
+    by_task = {}
+    for label, _, points in cells:
+        bands = curve_bands(points)
+        if bands is not None:
+            by_task.setdefault(points[0].settings.task, []).append((label, bands, points))
+    if not by_task:
+        return None
+    fig = Figure(figsize=(6.0 * len(by_task), 4.5), dpi=100, layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(by_task)))
+    for ax, (task, curves) in zip(axes, by_task.items()):
+        for label, (x, med, low, high), points in curves:
+            n = sum(1 for p in points if p.finished and p.rows)
+            line, = ax.plot(x, med, label=f"{label} ({n} seeds)")
+            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(f"{task}: median over seeds, band min-max")
+        ax.set_xlabel("sequences seen")
+        ax.set_ylabel("validation bit errors per sequence")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return fig
+
+
+def _best(points):
+    """The finished point of a cell with the lowest final validation bit errors (then cost), or None."""
+    finished = [p for p in points if p.finished and p.rows]
+    return min(finished, key=lambda p: (p.last_row["val_bit_errors"], p.last_row["val_cost_bits"]), default=None)
+
+
+def generalisation_text(sweep_dir, cells, n=64):
+    """ntm-ref eval's table for the best seed of every cell.  -> markdown text."""
+    from ntm_ref.evaluate import evaluate_checkpoint
+    parts = ["## Generalisation (the best seed of each cell: lowest final validation bit errors)", ""]
+    for label, _, points in cells:
+        best = _best(points)
+        if best is None:
+            continue
+        table = evaluate_checkpoint(os.path.join(sweep_dir, best.name, "checkpoint.npz"), n=n)
+        parts += [f"### {points[0].settings.task}, {label}: {best.name}", "", "```", table, "```", ""]
+    return "\n".join(parts)
+
+
+def make_report(sweep_dir, generalisation=False, n=64, log=print):
+    """Print the per-cell table and write SWEEP/report.md (and SWEEP/learning_curves.png when matplotlib
+    is installed).  -> the report text."""
+    results = load_results(sweep_dir)
+    if not results:
+        raise SweepError(f"{os.path.join(sweep_dir, 'sweep.json')}: no points")
+    table, cells = summary_table(results)
+    unfinished = sum(1 for r in results if not r.finished)
+    status = (f"{len(results) - unfinished} of {len(results)} points finished" +
+              (f"; {unfinished} unfinished (running, interrupted or not started), left out of the statistics"
+               if unfinished else ""))
+    threshold = sorted({r.settings.stop_threshold for r in results})
+    notes = (f"converged: validation bit errors per sequence below the stop threshold "
+             f"({', '.join(map(format_value, threshold))}) at an evaluation within the run's budget; "
+             f"sequences and time to converge: at that first evaluation, over the converged seeds; final: "
+             f"the last evaluation. Numbers: median (first-last quartile) over seeds.")
+    log(f"{sweep_dir}: {status}")
+    log(table)
+    text = [f"# Sweep report: {os.path.abspath(sweep_dir)}", "", f"Made by `ntm-ref report {sweep_dir}`. {status}.",
+            "", table, "", notes, "", "## Points", "", points_table(results), ""]
+    figure_path = os.path.join(sweep_dir, FIGURE_FILE)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log('learning curves skipped: matplotlib is not installed (pip install ".[plot]")')
+    else:
+        from ntm_ref.plots import save_figures
+        fig = learning_curves_figure(cells)
+        if fig is None:
+            log("learning curves skipped: no finished point yet")
+        else:
+            save_figures([(figure_path, fig)])
+            text[6:6] = [f"![learning curves]({FIGURE_FILE})", ""]
+            log(f"wrote {figure_path}")
+    if generalisation:
+        gen = generalisation_text(sweep_dir, cells, n=n)
+        log(gen)
+        text += [gen]
+    report_path = os.path.join(sweep_dir, REPORT_FILE)
+    write_atomic(report_path, "\n".join(text) + "\n")
+    log(f"wrote {report_path}")
+    return "\n".join(text)
+
