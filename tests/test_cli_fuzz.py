@@ -110,7 +110,10 @@ def check(argv, code, err, out_dir, files, before, allowed=(0, 1, 2)):
         resume_settings(out_dir)                # a run folder left by a failure can be resumed
 
 
-@pytest.mark.parametrize("command", ["train", "trace", "compare", "eval", "gradcheck", "plot", "import", "demo"])
+# (not sweep: a valid random grid would start a Dask cluster per example; tests/test_sweep.py covers its
+# bad grids, one line each)
+@pytest.mark.parametrize("command", ["train", "trace", "compare", "eval", "gradcheck", "plot", "import", "demo",
+                                     "report"])
 def test_random_command_lines(files, capsys, command):
     before = _snapshot(files)
     f = file_token(files)
@@ -135,7 +138,8 @@ def test_random_command_lines(files, capsys, command):
                       "--batch": st.sampled_from(["1", "0", "x"])},
         "plot": {"--seed": i},
         "import": {"--revision": st.sampled_from(["3c64937", "zzz", ""]), "--force": None},
-        "demo": {"--slots": i, "--width": i, "--seed": i},
+        "demo": {"--slots": i, "--width": i, "--seed": i, "--step": None},
+        "report": {"--generalisation": None, "--sequences": i},
     }
 
     @FUZZ
@@ -146,7 +150,7 @@ def test_random_command_lines(files, capsys, command):
             argv = [command]
             if command in ("compare",):
                 argv += [data.draw(f), data.draw(f)]
-            elif command in ("eval", "plot"):
+            elif command in ("eval", "plot", "report"):
                 argv += [data.draw(f)]
             elif command == "import":
                 argv += [data.draw(st.sampled_from(["pytorch-ntm", "other"])), data.draw(f)]
