@@ -77,12 +77,23 @@ def cell_key(settings):
     return json.dumps(_flat(settings), sort_keys=True)
 
 
+def _natural(value):
+    """A sort key that puts numbers in numeric order (batch 4 before 16) and None first."""
+    if isinstance(value, bool) or value is None:
+        return (0, str(value))
+    if isinstance(value, (int, float)):
+        return (1, value)
+    return (2, json.dumps(value, sort_keys=True))
+
+
 def group_cells(results):
-    """Points by cell, in the order of sweep.json.  -> {cell key: [PointResult]}."""
+    """Points by cell, cells in the natural order of their settings (numbers numerically).
+    -> {cell key: [PointResult]}."""
     cells = {}
     for r in results:
         cells.setdefault(cell_key(r.settings), []).append(r)
-    return cells
+    labels = sorted({k for key in cells for k in json.loads(key)})
+    return dict(sorted(cells.items(), key=lambda kv: [_natural(json.loads(kv[0]).get(k)) for k in labels]))
 
 
 def varying_columns(results):

@@ -338,3 +338,12 @@ def test_ctrl_c_stops_the_points_at_a_checkpoint_closes_the_cluster_and_a_rerun_
     assert done.returncode == 0, done.stderr
     for f in folders:
         assert log_lines(str(f))[-1].startswith(f"sweep: resuming from checkpoint step {saved[f]} ")
+
+
+def test_report_cells_are_in_numeric_order():
+    """Batch sizes 1, 4, 16, 32 come in that order, not as text (1, 16, 32, 4)."""
+    from types import SimpleNamespace
+    from ntm_ref.report import group_cells
+    results = [SimpleNamespace(settings=TrainSettings(batch_size=b, seed=s)) for b in (16, 4, 32, 1) for s in (0, 1)]
+    order = [json.loads(key)["batch_size"] for key in group_cells(results)]
+    assert order == [1, 4, 16, 32]
