@@ -500,7 +500,7 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
                                    float(norm)))
                     boundary = rng.bit_generator.state
                     eval_pending = step % settings.eval_every == 0 or last
-                if first_row_at is not None and time.perf_counter() > first_row_at:
+                if first_row_at is not None and not row and time.perf_counter() > first_row_at:
                     first_row_at = None           # a slow start says how fast it goes, once
                     rate = (sequences - start_sequences) / max(time.perf_counter() - loop_started, 1e-9)
                     log(f"step {step:,}: {rate:.0f} seq/s; the first progress line comes at step "

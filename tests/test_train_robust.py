@@ -272,3 +272,21 @@ def test_a_resume_removes_what_a_killed_writer_left(tmp_path, straight):
     train(TrainSettings(**TINY, steps=23), out, resume=True, log=quiet)
     assert no_temp_files(out)
     assert_same_run(straight, out)
+
+
+def test_a_slow_start_says_its_speed_once_and_only_before_the_first_progress_line(tmp_path, monkeypatch):
+    """The early note ("step N: X seq/s; the first progress line comes at step E") never follows the first
+    progress line (it did when the first validation itself outlasted the note's delay)."""
+    import time
+    monkeypatch.setattr(training, "FIRST_NOTE_SECONDS", 0.3)
+    real = training.cost_and_bit_errors
+
+    def slow(*a, **k):
+        time.sleep(0.5)
+        return real(*a, **k)
+    monkeypatch.setattr(training, "cost_and_bit_errors", slow)
+    lines = []
+    train(TrainSettings(**TINY, steps=12), str(tmp_path / "run"), log=lines.append)
+    rows = [i for i, line in enumerate(lines) if " | seq " in line]
+    notes = [i for i, line in enumerate(lines) if "the first progress line comes" in line]
+    assert rows and all(i < rows[0] for i in notes) and len(notes) <= 1, lines
