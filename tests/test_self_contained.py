@@ -67,3 +67,12 @@ def test_every_package_is_installed():
     found = {os.path.relpath(d, ROOT).replace(os.sep, ".") for top in ("ntm_ref", "gradcheck", "tasks")
              for d, _, names in os.walk(os.path.join(ROOT, top)) if "__init__.py" in names}
     assert found == listed, f"packages found {sorted(found)}, setup.py lists {sorted(listed)}"
+
+
+def test_results_quote_the_parameter_count_training_prints():
+    """docs/results.md's LSTM baseline count is the one `ntm-ref train --task copy --model lstm` prints."""
+    from ntm_ref.count import count_params
+    from ntm_ref.train import TrainSettings, model_config
+    n = count_params(model_config(TrainSettings(task="copy", model="lstm")), model="lstm")
+    text = open(os.path.join(ROOT, "docs", "results.md"), encoding="utf-8").read()
+    assert f"{n:,} parameters as training" in text, n

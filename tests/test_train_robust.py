@@ -287,6 +287,7 @@ def test_a_slow_start_says_its_speed_once_and_only_before_the_first_progress_lin
     monkeypatch.setattr(training, "cost_and_bit_errors", slow)
     lines = []
     train(TrainSettings(**TINY, steps=12), str(tmp_path / "run"), log=lines.append)
+    assert lines[1] == "building the validation set (8 sequences)..."     # said before the wait, not after
     rows = [i for i, line in enumerate(lines) if " | seq " in line]
     notes = [i for i, line in enumerate(lines) if "the first progress line comes" in line]
     assert rows and all(i < rows[0] for i in notes) and len(notes) <= 1, lines
