@@ -32,6 +32,7 @@ import numpy as np
 
 from ntm_ref import addressing, memory
 from ntm_ref.activations import oneplus_forward, sigmoid_forward, softmax_forward, softplus_forward
+from ntm_ref.config import parse_value
 
 
 def _fmt(row):
@@ -80,15 +81,6 @@ def demo(args):
     return 0
 
 
-def _parse_value(text):
-    """A --set value: JSON when it parses (numbers, true/false, null, lists), else the plain string."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return tuple(value) if isinstance(value, list) else value
-
-
 def train_command(args):
     from ntm_ref.train import TrainSettings, resume_settings, train
     if args.resume:
@@ -107,7 +99,7 @@ def train_command(args):
             if "=" not in item:
                 raise UserError(f"--set: got {item!r}; expected FIELD=VALUE (an NTMConfig field)")
             key, value = item.split("=", 1)
-            overrides[key] = _parse_value(value)
+            overrides[key] = parse_value(value)
         given = {k: getattr(args, k) for k in ("task", "model", "seed", "steps", "max_minutes", "batch_size",
                                                 "optimizer", "lr", "clip", "clip_value", "eval_every",
                                                 "checkpoint_every", "val_size", "stop_threshold")
@@ -156,7 +148,7 @@ def _overrides(items):
         if "=" not in item:
             raise UserError(f"--set: got {item!r}; expected FIELD=VALUE (an NTMConfig field)")
         key, value = item.split("=", 1)
-        overrides[key] = _parse_value(value)
+        overrides[key] = parse_value(value)
     return overrides
 
 
@@ -320,17 +312,14 @@ def _chosen_params(args, config):
 
 
 def _check_out(path, force):
-    """--out of trace, checked before any work: a file path (not empty, not a folder) in an existing
-    folder, new unless --force."""
+    """--out of trace, checked before any work (trace.check_trace_path)."""
+    from ntm_ref.trace import check_trace_path
     if not path:
         raise UserError("--out: empty; give the trace's file path (default trace.npz)")
-    if os.path.isdir(path):
-        raise UserError(f"--out {path}: is a folder; give a file path such as {os.path.join(path, 'trace.npz')}")
-    if os.path.exists(path) and not force:
-        raise UserError(f"--out {path}: exists; choose another path or pass --force")
-    folder = os.path.dirname(path)
-    if folder and not os.path.isdir(folder):
-        raise UserError(f"--out {path}: no such folder {folder}")
+    try:
+        check_trace_path(path, force)
+    except (ValueError, FileExistsError) as err:
+        raise UserError(f"--out {err}") from None
 
 
 def trace_command(args):

@@ -231,3 +231,13 @@ def _check_choice(name, value, choices, why=None):
     if not isinstance(value, str) or value not in choices:
         reason = f" ({why})" if why else ""
         raise ValueError(f"{name}: got {value!r}; allowed{reason}: {', '.join(map(repr, choices))}")
+
+
+def parse_value(text):
+    """A field's value typed as text (--set FIELD=VALUE, a sweep's values): JSON when it parses (numbers,
+    true/false, null, lists, as tuples), else the plain string."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value

@@ -30,6 +30,7 @@ import socket
 import time
 import uuid
 
+from ntm_ref.config import parse_value
 from ntm_ref.train import RESUMABLE, TrainSettings, format_time, write_atomic
 
 SWEEP_FILE = "sweep.json"
@@ -61,16 +62,6 @@ class Point:
 
 
 # ------------------------------------------------------------------------------------------------ the grid
-
-def parse_value(text):
-    """A --set / --task-option value: JSON when it parses (numbers, true/false, null, lists), else the
-    plain string (as ntm-ref train --set)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return tuple(value) if isinstance(value, list) else value
-
 
 def parse_seeds(tokens):
     """['0-4', '7,9'] -> [0, 1, 2, 3, 4, 7, 9] (order kept, repeats dropped).  SweepError naming --seeds."""

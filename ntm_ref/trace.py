@@ -228,6 +228,20 @@ def random_params(config, seed):
 # files
 # ---------------------------------------------------------------------------------------------------
 
+def check_trace_path(path, overwrite=False):
+    """Where a trace may be written: a file path (not empty, not a folder) in a folder that exists, new
+    unless overwrite.  FileExistsError or ValueError (one line naming the path) otherwise."""
+    if not path:
+        raise ValueError("the trace's path is empty")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder; give a file path such as {os.path.join(path, 'trace.npz')}")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path}: exists; choose another path or pass --force")
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder):
+        raise ValueError(f"{path}: no such folder {folder}")
+
+
 def save_trace(path, trace, overwrite=False):
     """Write a trace to ``path`` (.npz, uncompressed) via a temporary file beside it and a rename.
 
@@ -235,15 +249,8 @@ def save_trace(path, trace, overwrite=False):
     folder that does not exist. The temporary file is this process's own (its name holds the process id)
     and is removed on any failure, Ctrl-C included: an error leaves no file behind and path untouched.
     """
-    if not path:
-        raise ValueError("the trace's path is empty")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder; give a file path such as {os.path.join(path, 'trace.npz')}")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path}: exists; choose another path or pass --force")
+    check_trace_path(path, overwrite)
     folder, name = os.path.split(path)
-    if folder and not os.path.isdir(folder):
-        raise ValueError(f"{path}: no such folder {folder}")
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:            # a file object: numpy.savez adds no '.npz' to its name
