@@ -177,8 +177,11 @@ def resume_settings(out_dir, **changes):
     if not os.path.isdir(out_dir):
         raise CheckpointError(f"{out_dir}: no such run folder")
     if os.path.exists(path):
-        meta = load_checkpoint(path).meta
-        _check_meta(path, meta)
+        try:
+            meta = load_checkpoint(path).meta
+            _check_meta(path, meta)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}{start_over_hint(out_dir)}") from None
         saved = meta["settings"]
     else:
         path = os.path.join(out_dir, "settings.json")
@@ -550,10 +553,19 @@ def _refuse_used_folder(out_dir):
                               f"resume it with --resume or choose another --out (nothing was changed)")
 
 
+def start_over_hint(out_dir):
+    """What to do with a run folder whose checkpoint cannot be used: the command that starts it over."""
+    return (f" (to start the run over: rm {os.path.join(out_dir, 'checkpoint.npz')} && ntm-ref train "
+            f"--resume {out_dir})")
+
+
 def _load_resume_checkpoint(ckpt_path, settings, model):
     """The checkpoint a resume continues from, checked against the settings and the model."""
-    ckpt = load_checkpoint(ckpt_path, expected_params=model.params)
-    _check_meta(ckpt_path, ckpt.meta)
+    try:
+        ckpt = load_checkpoint(ckpt_path, expected_params=model.params)
+        _check_meta(ckpt_path, ckpt.meta)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}{start_over_hint(os.path.dirname(ckpt_path))}") from None
     saved = ckpt.meta["settings"]
     now = json.loads(settings.to_json())
     if not isinstance(saved, dict):
