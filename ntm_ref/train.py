@@ -401,6 +401,7 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
     step, sequences, seconds = 0, 0, 0.0
     window = []       # (cost, errors, grad_norm) of the steps since the last progress line
     eval_pending = False
+    converged = False        # early stopping said stop: a resume has nothing left to do
     opt_state = optimizer.init_state(model.params)
     os.makedirs(out_dir, exist_ok=True)
     with _RunLock(out_dir), _Interrupts(log) as interrupts:
@@ -422,13 +423,15 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
                 step, sequences, seconds = ckpt.meta["step"], ckpt.meta["sequences"], ckpt.meta["seconds"]
                 window = [tuple(w) for w in ckpt.meta.get("window", [])]
                 eval_pending = bool(ckpt.meta.get("eval_pending", False))
+                converged = bool(ckpt.meta.get("converged", False)) and settings.early_stop
                 _truncate_metrics(metrics_path, step)
         boundary = rng.bit_generator.state      # the generator as the next step will find it
 
         def checkpoint():
             meta = {"step": step, "sequences": sequences, "seconds": seconds, "rng_state": boundary,
                     "settings": json.loads(settings.to_json()), "model": settings.model,
-                    "window": [list(map(float, w)) for w in window], "eval_pending": eval_pending}
+                    "window": [list(map(float, w)) for w in window], "eval_pending": eval_pending,
+                    "converged": converged}
             with interrupts.critical():
                 save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta, model.buffers)
 
@@ -446,7 +449,7 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
 
             def validate():
                 """Validation, a metrics row and a progress line.  -> True when early stopping says stop."""
-                nonlocal window, eval_pending, row, seconds
+                nonlocal window, eval_pending, row, seconds, converged
                 val_cost, val_errors = cost_and_bit_errors(model, x_val, y_val, m_val)
                 seconds = time.perf_counter() - started
                 w = np.array(window, dtype=float).reshape(-1, 3)
@@ -463,9 +466,13 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
                 if settings.early_stop and val_errors < settings.stop_threshold:
                     log(f"converged: validation bit errors {val_errors:.3f} < {settings.stop_threshold} per "
                         f"sequence after {sequences:,} sequences, {format_time(seconds)}")
+                    converged = True
                     return True
                 return False
 
+            if converged:
+                log(f"{out_dir}: the run converged at step {step:,} (early stopping); nothing to do")
+                return _last_metrics_row(metrics_path)
             if eval_pending and validate():
                 checkpoint()
                 return row
@@ -596,6 +603,13 @@ def _progress_line(row, settings, seconds):
     return (f"step {row['step']:>7,} | seq {row['sequences']:>9,} | cost {row['cost_bits']:7.3f} "
             f"err {row['bit_errors']:7.3f} | val cost {row['val_cost_bits']:7.3f} err {row['val_bit_errors']:7.3f}"
             f" | {rate:6.0f} seq/s | {format_time(seconds)}{eta}")
+
+
+def _last_metrics_row(path):
+    """The last row of metrics.csv as a dict of numbers ({} when it has none)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
 def _truncate_metrics(path, step):

@@ -291,3 +291,17 @@ def test_a_slow_start_says_its_speed_once_and_only_before_the_first_progress_lin
     rows = [i for i, line in enumerate(lines) if " | seq " in line]
     notes = [i for i, line in enumerate(lines) if "the first progress line comes" in line]
     assert rows and all(i < rows[0] for i in notes) and len(notes) <= 1, lines
+
+
+def test_a_converged_run_resumed_stays_as_it_was(tmp_path, monkeypatch):
+    """--resume of a run that early stopping ended trains no further (it used to train on to the next
+    validation); the checkpoint and metrics stay byte for byte."""
+    monkeypatch.setattr(training, "cost_and_bit_errors", lambda *a, **k: (0.5, 0.0))    # converges at once
+    out = str(tmp_path / "run")
+    settings = TrainSettings(**{**TINY, "early_stop": True}, steps=50)
+    train(settings, out, log=quiet)
+    before = {n: open(os.path.join(out, n), "rb").read() for n in ("checkpoint.npz", "metrics.csv")}
+    lines = []
+    row = train(settings, out, resume=True, log=lines.append)
+    assert "nothing to do" in lines[-1] and row["step"] == 5
+    assert before == {n: open(os.path.join(out, n), "rb").read() for n in ("checkpoint.npz", "metrics.csv")}
