@@ -223,11 +223,11 @@ def _check_sizes(args):
 
 def _check_memory(what, config, B, T, dtype, lower_bound=False):
     """UserError naming ``what`` when a run of B sequences of T steps would need more memory than is
-    available (trace.trace_bytes, a rough estimate; checked before anything of that size is allocated).
+    available (limits.run_bytes, a rough estimate; checked before anything of that size is allocated).
     lower_bound: T is the shortest possible length (the real one is not known yet)."""
     from ntm_ref.npzio import available_bytes, format_bytes
-    from ntm_ref.trace import trace_bytes
-    need, have = trace_bytes(config, B, T, dtype), available_bytes()
+    from ntm_ref.limits import run_bytes
+    need, have = run_bytes(config, B, T, dtype), available_bytes()
     if need > have:
         size = (f"B={B:,} sequences would need at least {format_bytes(need)} of memory (even of one step each)"
                 if lower_bound else

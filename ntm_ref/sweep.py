@@ -575,22 +575,13 @@ def _running(client, keys):
 
 
 def _sweep_lock(sweep_dir):
-    """The sweep folder's lock (one sweep command at a time): an open fd holding flock, or None without
-    fcntl.  SweepError naming the other sweep's pid."""
+    """The sweep folder's lock (one sweep command at a time; train.lock_folder): an open fd, or None
+    without fcntl.  SweepError naming the other sweep's pid."""
+    from ntm_ref.train import FolderBusy, lock_folder
     try:
-        import fcntl
-    except ImportError:
-        return None
-    fd = os.open(os.path.join(sweep_dir, SWEEP_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise SweepError(f"{sweep_dir}: another ntm-ref sweep ({other}) is running on this folder") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
-    return fd
+        return lock_folder(os.path.join(sweep_dir, SWEEP_LOCK), f"pid {os.getpid()} on {socket.gethostname()}")
+    except FolderBusy as busy:
+        raise SweepError(f"{sweep_dir}: another ntm-ref sweep ({busy.holder}) is running on this folder") from None
 
 
 def run_sweep(sweep_dir, points, scheduler=None, workers=None, argv=None, log=print):

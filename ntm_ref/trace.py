@@ -14,7 +14,6 @@ layer l, P_r / P_w raw parameters per read / write head.
     save_trace(path, trace) / load_trace(path)                -> .npz on disk; TraceError on a bad file
     forward_order(trace)                                      -> names in the order they are computed
     check_inputs(x, y, mask)                                  -> ValueError naming a non-finite or out-of-range array
-    trace_bytes(config, B, T, dtype)                          -> rough memory make_trace needs (bytes)
 """
 import json
 import os
@@ -26,7 +25,6 @@ from ntm_ref.heads import HeadParams
 from ntm_ref.loss import bce_bits_backward, bce_bits_forward, normalise_mask
 from ntm_ref.model import backward_pass, check_arrays, forward_pass, init_buffers, init_params, \
     initial_state, initial_state_backward, trace_from_caches
-from ntm_ref.limits import run_bytes as trace_bytes   # noqa: F401 (the memory a trace needs)
 from ntm_ref.npzio import NpzError, read_npz
 
 FORMAT = "ntm_ref.trace"

@@ -278,29 +278,46 @@ def write_atomic(path, text):
         raise
 
 
+class FolderBusy(Exception):
+    """Another process holds the lock; ``holder`` is what it wrote into the lock file."""
+
+    def __init__(self, holder):
+        super().__init__(holder)
+        self.holder = holder
+
+
+def lock_folder(path, holder):
+    """An advisory lock (fcntl.flock) on the file ``path``, which then holds the text ``holder``: an open
+    fd, released when it is closed or the process ends however it ends (kill -9 included); None where
+    fcntl does not exist (Windows: no lock). FolderBusy(the other holder's text) when already held."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise FolderBusy(other) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, holder.encode())
+    return fd
+
+
 class _RunLock:
-    """One writer per run folder: an advisory lock (fcntl.flock) on DIR/.ntm-ref.lock, released when the
-    process ends however it ends (kill -9 included). Where fcntl does not exist (Windows), no lock."""
+    """One writer per run folder: lock_folder on DIR/.ntm-ref.lock, holding this process's pid."""
 
     def __init__(self, out_dir):
-        self.path, self.fd = os.path.join(out_dir, LOCK_NAME), None
+        self.out_dir, self.fd = out_dir, None
 
     def __enter__(self):
         try:
-            import fcntl
-        except ImportError:
-            return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise CheckpointError(f"{os.path.dirname(self.path)}: another ntm-ref train (pid {other}) is "
-                                  f"writing this run folder; wait for it to end or stop it") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self.fd = fd
+            self.fd = lock_folder(os.path.join(self.out_dir, LOCK_NAME), str(os.getpid()))
+        except FolderBusy as busy:
+            raise CheckpointError(f"{self.out_dir}: another ntm-ref train (pid {busy.holder}) is writing this "
+                                  f"run folder; wait for it to end or stop it") from None
         return self
 
     def __exit__(self, *exc):

@@ -372,7 +372,7 @@ def test_sizes_that_are_not_used_are_refused(tmp_path, capsys, ref_trace, checkp
 
 
 def test_the_memory_estimate_is_within_a_small_factor_of_the_real_peak():
-    from ntm_ref.trace import trace_bytes
+    from ntm_ref.limits import run_bytes as trace_bytes
     config = preset_config("tiny-ff", {"memory_slots": 32, "memory_width": 8, "controller_size": 20})
     params, buffers = random_params(config, 0), init_buffers(config, 0)
     rng = np.random.default_rng(0)

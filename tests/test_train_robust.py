@@ -63,12 +63,20 @@ def _interrupt_on_call(monkeypatch, obj, name, n, sig=signal.SIGINT):
     monkeypatch.setattr(obj, name, wrapped)
 
 
-def _interrupt_in_batch(monkeypatch, n, sig=signal.SIGINT):
-    """Send ``sig`` while the run draws its n-th training batch (the batch of step n)."""
+def _change_what_train_builds(monkeypatch, change):
+    """Have train's build_model call change(settings, model, task) on what it builds."""
     real_build = training.build_model
 
     def build(settings):
         model, task = real_build(settings)
+        change(settings, model, task)
+        return model, task
+    monkeypatch.setattr(training, "build_model", build)
+
+
+def _interrupt_in_batch(monkeypatch, n, sig=signal.SIGINT):
+    """Send ``sig`` while the run draws its n-th training batch (the batch of step n)."""
+    def change(settings, model, task):
         real_batch, calls = task.batch, []
 
         def batch(rng, batch_size, **kw):
@@ -78,8 +86,7 @@ def _interrupt_in_batch(monkeypatch, n, sig=signal.SIGINT):
                     os.kill(os.getpid(), sig)
             return real_batch(rng, batch_size, **kw)
         task.batch = batch
-        return model, task
-    monkeypatch.setattr(training, "build_model", build)
+    _change_what_train_builds(monkeypatch, change)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -148,13 +155,8 @@ def test_a_failure_before_the_first_checkpoint_leaves_a_resumable_folder(tmp_pat
 
     def out_of_memory(*a, **k):
         raise MemoryError
-    real_build = training.build_model
-
-    def build(settings):
-        model, task = real_build(settings)
-        task.validation_set = out_of_memory
-        return model, task
-    monkeypatch.setattr(training, "build_model", build)
+    _change_what_train_builds(monkeypatch, lambda settings, model, task: setattr(task, "validation_set",
+                                                                                 out_of_memory))
     with pytest.raises(MemoryError):
         train(TrainSettings(**TINY, steps=23), out, log=quiet)
     monkeypatch.undo()
@@ -251,13 +253,9 @@ def test_a_closed_output_pipe_stops_printing_not_training(tmp_path):
 
 
 def test_a_non_finite_stop_prints_no_numpy_warnings(tmp_path, monkeypatch, recwarn):
-    real_build = training.build_model
-
-    def build(settings):
-        model, task = real_build(settings)
+    def poison(settings, model, task):
         model.params["ctrl.0.W"][:] = np.inf      # inf - inf in the forward pass: NaN, and numpy warns
-        return model, task
-    monkeypatch.setattr(training, "build_model", build)
+    _change_what_train_builds(monkeypatch, poison)
     with pytest.raises(training.TrainingStopped):
         train(TrainSettings(**TINY, steps=3), str(tmp_path / "run"), log=quiet)
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
