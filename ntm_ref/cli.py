@@ -649,7 +649,8 @@ def build_parser():
                                    "with SWEEP/learning_curves.png when matplotlib is installed.")
     p.add_argument("sweep", help="a sweep folder (ntm-ref sweep --out)")
     p.add_argument("--generalisation", action="store_true",
-                   help="also evaluate the best seed of each cell on the generalisation sets (ntm-ref eval)")
+                   help="also evaluate the best seed of each cell on the generalisation sets (ntm-ref eval) "
+                        "and draw SWEEP/generalisation.png and the best seeds' memory and sequence figures")
     p.add_argument("--sequences", type=int, default=64, help="sequences per generalisation set (default 64)")
     p.set_defaults(func=report_command)
     return parser

@@ -1,5 +1,7 @@
 """``ntm-ref eval``: a checkpoint's cost and bit errors on the validation set and on the paper's
-generalisation sets, as a table."""
+generalisation sets, as a table (evaluation_rows gives its numbers)."""
+from typing import NamedTuple, Optional
+
 import numpy as np
 
 from ntm_ref.train import cost_and_bit_errors, load_model
@@ -61,9 +63,21 @@ def load_for_eval(path, task=None):
     return model, settings, meta
 
 
-def evaluate_checkpoint(path, n=64, seed=1234, task=None):
-    """-> the table as text. n sequences per generalisation set (the validation set is the task's fixed
-    one). For N-grams the Bayes-optimal cost of the same sequences stands beside the model's."""
+class EvalRow(NamedTuple):
+    """One set of the table: its name, how many sequences, their steps (T, padded), and the model's cost
+    (bits per sequence) and bit errors per sequence on them; bayes_cost: the Bayes-optimal cost of the same
+    sequences (N-grams), else None."""
+    name: str
+    sequences: int
+    steps: int
+    cost: float
+    bit_errors: float
+    bayes_cost: Optional[float] = None
+
+
+def evaluation_rows(path, n=64, seed=1234, task=None):
+    """The numbers of ntm-ref eval's table.  -> (title, rows): rows a list of EvalRow, the validation set
+    (the task's fixed one) first, then every generalisation set (n sequences each) in the task's order."""
     from tasks import make_task
     model, settings, meta = load_for_eval(path, task)
     task = make_task(settings["task"], **settings.get("task_options", {}))
@@ -72,20 +86,36 @@ def evaluate_checkpoint(path, n=64, seed=1234, task=None):
         raise CheckpointError(f"{path}: the model has {model.config.input_size} inputs and "
                               f"{model.config.output_size} outputs; {settings['task']} needs {task.input_size} "
                               f"and {task.output_size}")
-    rows = [("validation", *task.validation_set(settings.get("val_size")))]
+    sets = [("validation", *task.validation_set(settings.get("val_size")))]
     for name in task.generalisation_sets():
-        rows.append((name, *task.generalisation_set(name, n=n, seed=seed)))
+        sets.append((name, *task.generalisation_set(name, n=n, seed=seed)))
     bayes = getattr(task, "bayes_optimal_cost", None)
+    title = (f"{path}: imported model on {settings['task']}" if meta.get("imported") else
+             f"{path}: {settings['model']} on {settings['task']}, step {meta['step']:,}, {meta['sequences']:,} sequences")
+    rows = []
+    for name, x, y, mask in sets:
+        cost, errors = cost_and_bit_errors(model, x, y, mask)
+        rows.append(EvalRow(name, x.shape[0], x.shape[1], cost, errors,
+                            float(np.mean(bayes(x, y, mask))) if bayes else None))
+    return title, rows
+
+
+def format_evaluation(title, rows):
+    """evaluation_rows' (title, rows) as ntm-ref eval's table (a Bayes-optimal column when rows have one)."""
+    bayes = any(r.bayes_cost is not None for r in rows)
     header = f"{'set':<22} {'sequences':>9} {'steps':>6} {'cost (bits/seq)':>16} {'bit errors/seq':>15}"
     if bayes:
         header += f" {'Bayes-optimal cost':>19}"
-    title = (f"{path}: imported model on {settings['task']}" if meta.get("imported") else
-             f"{path}: {settings['model']} on {settings['task']}, step {meta['step']:,}, {meta['sequences']:,} sequences")
     lines = [title, header, "-" * len(header)]
-    for name, x, y, mask in rows:
-        cost, errors = cost_and_bit_errors(model, x, y, mask)
-        line = f"{name:<22} {x.shape[0]:>9} {x.shape[1]:>6} {cost:>16.3f} {errors:>15.3f}"
+    for r in rows:
+        line = f"{r.name:<22} {r.sequences:>9} {r.steps:>6} {r.cost:>16.3f} {r.bit_errors:>15.3f}"
         if bayes:
-            line += f" {float(np.mean(bayes(x, y, mask))):>19.3f}"
+            line += f" {r.bayes_cost:>19.3f}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def evaluate_checkpoint(path, n=64, seed=1234, task=None):
+    """-> the table as text. n sequences per generalisation set (the validation set is the task's fixed
+    one). For N-grams the Bayes-optimal cost of the same sequences stands beside the model's."""
+    return format_evaluation(*evaluation_rows(path, n=n, seed=seed, task=task))

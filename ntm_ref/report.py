@@ -5,15 +5,20 @@ training time to converge, the final validation cost and bit errors, each as the
 over seeds (docs/sweep.md explains every column). Printed, and written to SWEEP/report.md with a table of
 every point; the learning curves (median and min-max band of the validation bit errors over seeds, one
 panel per task) go to SWEEP/learning_curves.png when matplotlib is installed. With generalisation=True
-the best seed of each cell is evaluated on the task's generalisation sets (ntm-ref eval).
+the best seed of each cell is evaluated on the task's generalisation sets (ntm-ref eval), and with
+matplotlib drawn: SWEEP/generalisation.png (its bit errors and cost per set, one column per task) and
+ntm-ref plot's figures of one sequence, SWEEP/best-<cell>-sequence.png and (NTMs) -memory.png, <cell>
+as the point names without the seed (cell_slug).
 
 A point counts as finished once done.json says so (its steps, its time limit, convergence under early
 stop, or a non-finite loss); the statistics are over finished points only, and the report says how many
 are unfinished (running, interrupted, not started).
 """
 import dataclasses
+import importlib.util
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -23,6 +28,7 @@ from ntm_ref.train import TrainSettings, format_time, write_atomic
 
 REPORT_FILE = "report.md"
 FIGURE_FILE = "learning_curves.png"
+GENERALISATION_FILE = "generalisation.png"
 
 
 @dataclasses.dataclass
@@ -123,9 +129,9 @@ def _spread(values, fmt):
 
 def cell_summary(points):
     """The statistics of one cell over its finished points.  -> dict of column -> text, plus numbers."""
-    finished = [p for p in points if p.finished and p.rows]
+    finished = [p for p in points if p.finished]      # a point that diverged before its first evaluation too
     conv = [p.converged_row for p in finished if p.converged_row is not None]
-    last = [p.last_row for p in finished]
+    last = [p.last_row for p in finished if p.rows]
     unfinished = len(points) - len(finished)
     return {
         "seeds": f"{len(finished)}" + (f" (+{unfinished} unfinished)" if unfinished else ""),
@@ -228,22 +234,88 @@ def _best(points):
     return min(finished, key=lambda p: (p.last_row["val_bit_errors"], p.last_row["val_cost_bits"]), default=None)
 
 
-def generalisation_text(sweep_dir, cells, n=64):
-    """ntm-ref eval's table for the best seed of every cell.  -> markdown text."""
-    from ntm_ref.evaluate import evaluate_checkpoint
+def cell_slug(task, label):
+    """A cell as a safe file name part, written as the point names are: ('copy', 'ntm-ff, lr=0.001') ->
+    'copy-ntm-ff-lr0.001' (any other character but letters, digits and . _ + - becomes '_')."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", f"{task}, {label}".replace(", ", "-").replace("=", ""))
+
+
+def generalisation_figure(evaluated):
+    """One column per task: per cell, the best seed's bit errors per sequence (top) and cost (bottom) on
+    each generalisation set, the task's sets in its order as categories.  evaluated: list of (task, label,
+    rows); rows: evaluate.evaluation_rows' (validation first, left out here).  -> matplotlib Figure."""
+    from matplotlib.figure import Figure
+    by_task = {}
+    for task, label, rows in evaluated:
+        by_task.setdefault(task, []).append((label, rows[1:]))
+    fig = Figure(figsize=(6.0 * len(by_task), 7.5), dpi=100, layout="constrained")
+    axes = fig.subplots(2, len(by_task), squeeze=False)
+    for col, (task, lines) in enumerate(by_task.items()):
+        names = list(dict.fromkeys(r.name for _, rows in lines for r in rows))   # cells may differ in options
+        for row, (key, ylabel) in enumerate((("bit_errors", "bit errors per sequence"),
+                                             ("cost", "cost (bits per sequence)"))):
+            ax = axes[row, col]
+            for label, rows in lines:
+                ax.plot([names.index(r.name) for r in rows], [getattr(r, key) for r in rows], marker="o",
+                        label=label)
+            values = [getattr(r, key) for _, rows in lines for r in rows]
+            if max(values) > 10 * max(min(values), 0.1):      # over a decade (bit errors reach 0): symlog
+                ax.set_yscale("symlog", linthresh=0.1)
+            ax.set_xticks(range(len(names)), [name.replace("_", " ") for name in names], rotation=20, ha="right")
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0, col].set_title(f"{task}: the best seed of each cell")
+        axes[0, col].legend(fontsize="small")
+        axes[1, col].set_xlabel("generalisation set")
+    return fig
+
+
+def best_seed_figures(ckpt_path, stem, title, seed=0):
+    """ntm-ref plot's sequence figure, and its memory figure for an NTM (the LSTM baseline has no memory),
+    of a checkpoint on the sequence ntm-ref plot draws: task.batch(default_rng(seed), 1), x (1, T, I),
+    y (1, T, O), mask (1, T).  -> list of (file name, alt text, Figure)."""
+    from ntm_ref.model import NTM
+    from ntm_ref.plots import load_run_model, memory_figure, sequence_figure
+    model, _, meta, task = load_run_model(ckpt_path)
+    x, y, mask = task.batch(np.random.default_rng(seed), 1)
+    title = f"{title}, step {meta['step']:,}"
+    figures = [(f"{stem}-sequence.png", "sequence", sequence_figure(model, x[0], y[0], mask[0], title, task))]
+    if isinstance(model, NTM):
+        figures.insert(0, (f"{stem}-memory.png", "memory and weightings",
+                           memory_figure(model, x[0], mask[0], title, task)))
+    return figures
+
+
+def generalisation_section(sweep_dir, cells, n=64, plot=True):
+    """ntm-ref eval's table for the best seed of every cell (each evaluated once) and, when plot, the
+    figures: GENERALISATION_FILE over every cell, and per cell best-<cell_slug>-memory.png and
+    -sequence.png (best_seed_figures).  -> (markdown text linking the figures, [(file name, Figure)])."""
+    from ntm_ref.evaluate import evaluation_rows, format_evaluation
     parts = ["## Generalisation (the best seed of each cell: lowest final validation bit errors)", ""]
+    evaluated, figures = [], []
     for label, _, points in cells:
         best = _best(points)
         if best is None:
             continue
-        table = evaluate_checkpoint(os.path.join(sweep_dir, best.name, "checkpoint.npz"), n=n)
-        parts += [f"### {points[0].settings.task}, {label}: {best.name}", "", "```", table, "```", ""]
-    return "\n".join(parts)
+        task = points[0].settings.task
+        path = os.path.join(sweep_dir, best.name, "checkpoint.npz")
+        title, rows = evaluation_rows(path, n=n)
+        evaluated.append((task, label, rows))
+        parts += [f"### {task}, {label}: {best.name}", "", "```", format_evaluation(title, rows), "```", ""]
+        if plot:
+            drawn = best_seed_figures(path, f"best-{cell_slug(task, label)}", f"{task}, {label}: {best.name}")
+            figures += [(name, fig) for name, _, fig in drawn]
+            parts += [f"![{alt}]({name})" for name, alt, _ in drawn] + [""]
+    if plot and evaluated:
+        figures.insert(0, (GENERALISATION_FILE, generalisation_figure(evaluated)))
+        parts[2:2] = [f"![generalisation]({GENERALISATION_FILE})", ""]
+    return "\n".join(parts), figures
 
 
 def make_report(sweep_dir, generalisation=False, n=64, log=print):
-    """Print the per-cell table and write SWEEP/report.md (and SWEEP/learning_curves.png when matplotlib
-    is installed).  -> the report text."""
+    """Print the per-cell table and write SWEEP/report.md; with matplotlib also SWEEP/learning_curves.png
+    and, with generalisation, the figures of generalisation_section (all through plots.save_figures: none
+    is written unless every one could be drawn).  -> the report text."""
     results = load_results(sweep_dir)
     if not results:
         raise SweepError(f"{os.path.join(sweep_dir, 'sweep.json')}: no points")
@@ -261,24 +333,26 @@ def make_report(sweep_dir, generalisation=False, n=64, log=print):
     log(table)
     text = [f"# Sweep report: {os.path.abspath(sweep_dir)}", "", f"Made by `ntm-ref report {sweep_dir}`. {status}.",
             "", table, "", notes, "", "## Points", "", points_table(results), ""]
-    figure_path = os.path.join(sweep_dir, FIGURE_FILE)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        log('learning curves skipped: matplotlib is not installed (pip install ".[plot]")')
+    figures = []                 # (file name, Figure): every one drawn before any is written
+    plot = importlib.util.find_spec("matplotlib") is not None
+    if not plot:
+        log('figures skipped: matplotlib is not installed (pip install ".[plot]")')
     else:
-        from ntm_ref.plots import save_figures
         fig = learning_curves_figure(cells)
         if fig is None:
             log("learning curves skipped: no finished point yet")
         else:
-            save_figures([(figure_path, fig)])
+            figures.append((FIGURE_FILE, fig))
             text[6:6] = [f"![learning curves]({FIGURE_FILE})", ""]
-            log(f"wrote {figure_path}")
     if generalisation:
-        gen = generalisation_text(sweep_dir, cells, n=n)
+        gen, gen_figures = generalisation_section(sweep_dir, cells, n=n, plot=plot)
+        figures += gen_figures
         log(gen)
         text += [gen]
+    if figures:
+        from ntm_ref.plots import save_figures
+        for path in save_figures([(os.path.join(sweep_dir, name), fig) for name, fig in figures]):
+            log(f"wrote {path}")
     report_path = os.path.join(sweep_dir, REPORT_FILE)
     write_atomic(report_path, "\n".join(text) + "\n")
     log(f"wrote {report_path}")

@@ -6,6 +6,7 @@ dask.distributed LocalCluster of 2 worker processes and are skipped without dask
 (a subprocess and two local clusters, ~20 s) runs only with NTM_REF_SLOW=1 or HYPOTHESIS_PROFILE=thorough.
 """
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from ntm_ref import cli
 def needs_dask():
     """Skip without dask, unless NTM_REF_REQUIRE_DASK is set (CI: .ci/run), where a missing dask fails."""
     if os.environ.get("NTM_REF_REQUIRE_DASK"):
-        import dask.distributed  # noqa: F401
+        importlib.import_module("dask.distributed")
     else:
         pytest.importorskip("dask.distributed")
 from ntm_ref.report import load_results, make_report, quartiles
@@ -188,17 +189,123 @@ def test_report_of_a_partial_sweep_counts_unfinished_points_and_summarises_the_r
 
 
 def _has_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def test_report_of_a_folder_that_is_no_sweep_is_one_line(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a sweep folder" in err and err.count("\n") == 1
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _finished_sweep(out, *extra):
+    """A tiny sweep of copy, run in this process (run_point, no Dask).  -> its points."""
+    points = plan(sweep_argv(out, "--steps", "2", *extra))
+    write_plan(str(out), points, ["test"])
+    for p in points:
+        assert run_point(str(out / p.name), json.loads(p.settings.to_json()))["status"] == "done"
+    return points
+
+
+def test_report_draws_the_generalisation_and_best_seed_figures_only_with_generalisation(tmp_path, capsys):
+    """The best seed of each cell: generalisation.png over the cells, and per cell its sequence figure
+    and (an NTM's only: the LSTM has no memory) its memory figure, each linked from report.md."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "S"
+    _finished_sweep(out, "--model", "ntm-ff", "lstm")
+    figures = ["generalisation.png", "best-copy-ntm-ff-memory.png", "best-copy-ntm-ff-sequence.png",
+               "best-copy-lstm-sequence.png"]
+    make_report(str(out))
+    assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == ["learning_curves.png"]
+    assert not any(f in (out / "report.md").read_text() for f in figures)
+
+    make_report(str(out), generalisation=True, n=2)
+    assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == sorted(figures + ["learning_curves.png"])
+    assert not any(f.startswith(".") for f in os.listdir(out))     # no temporary file left behind
+    report = (out / "report.md").read_text()
+    for name in figures:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and data.endswith(b"IEND\xaeB`\x82") and len(data) > 1000, name
+        assert re.search(rf"!\[[^]]+\]\({re.escape(name)}\)", report), name
+    assert "wrote " + str(out / "generalisation.png") in capsys.readouterr().out
+
+
+def test_without_matplotlib_the_report_says_so_once_and_draws_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)       # find_spec -> None, import -> ImportError
+    out = tmp_path / "S"
+    _finished_sweep(out)
+    text = make_report(str(out), generalisation=True, n=2)
+    printed = capsys.readouterr().out
+    assert printed.count("matplotlib is not installed") == 1 and "![" not in text and "length_120" in text
+    assert not [f for f in os.listdir(out) if f.endswith(".png")]
+
+
+@pytest.mark.parametrize("task, options", [("copy", {"max_length": 3}), ("ngrams", {"length": 12})])
+def test_eval_text_is_its_rows_in_the_table_format_of_before(tmp_path, task, options):
+    """evaluate_checkpoint is format_evaluation of evaluation_rows: the same numbers, in the same format
+    as before the split (N-grams with the Bayes-optimal column)."""
+    from ntm_ref.evaluate import evaluate_checkpoint, evaluation_rows
+    from tasks import make_task
+    settings = TrainSettings(**{**TINY_FIELDS, "task": task, "task_options": options, "steps": 2})
+    train(settings, str(tmp_path / "run"), log=lambda line: None)
+    path = str(tmp_path / "run" / "checkpoint.npz")
+    title, rows = evaluation_rows(path, n=3, seed=5)
+    assert [r.name for r in rows] == ["validation"] + list(make_task(task, **options).generalisation_sets())
+    assert [r.sequences for r in rows] == [4] + [3] * (len(rows) - 1)
+    assert all((r.bayes_cost is not None) == (task == "ngrams") for r in rows)
+    header = f"{'set':<22} {'sequences':>9} {'steps':>6} {'cost (bits/seq)':>16} {'bit errors/seq':>15}"
+    header += f" {'Bayes-optimal cost':>19}" if task == "ngrams" else ""
+    lines = [f"{path}: ntm-ff on {task}, step 2, 2 sequences", header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r.name:<22} {r.sequences:>9} {r.steps:>6} {r.cost:>16.3f} {r.bit_errors:>15.3f}"
+                     + (f" {r.bayes_cost:>19.3f}" if task == "ngrams" else ""))
+    assert title == lines[0]
+    assert evaluate_checkpoint(path, n=3, seed=5) == "\n".join(lines)
+
+
+def test_a_diverged_point_is_finished_and_not_converged(tmp_path, capsys, monkeypatch):
+    """A non-finite loss stops a point for good: done.json says 'diverged' (with its last metrics row, if
+    any), a rerun skips it, and the report counts it as a finished seed that did not converge. An absurd
+    learning rate only saturates the tiny model here (its gradients vanish, its loss stays finite), so a
+    NaN in the training input makes the loss non-finite: from training batch 3 on for seed 0 (after its
+    step-2 evaluation), from the first for seed 1 (no metrics row at all); seed 2 trains normally."""
+    from tasks.copy_task import Copy
+    batch, poison = Copy.batch, {"from": None, "calls": 0}
+
+    def poisoned(self, rng, batch_size, **lengths):
+        x, y, mask = batch(self, rng, batch_size, **lengths)
+        if batch_size == 1:      # a training batch (the validation set has 4, train's memory probe 64)
+            poison["calls"] += 1
+            if poison["from"] is not None and poison["calls"] >= poison["from"]:
+                x[0, 0, 0] = np.nan
+        return x, y, mask
+
+    monkeypatch.setattr(Copy, "batch", poisoned)
+    out = tmp_path / "S"
+    points = plan(sweep_argv(out, "--steps", "6", "--seeds", "0-2"))
+    write_plan(str(out), points, ["test"])
+    for p, poison_from in zip(points, (3, 1, None)):
+        poison.update({"from": poison_from, "calls": 0})
+        settings = json.loads(p.settings.to_json())
+        result = run_point(str(out / p.name), settings)
+        assert result["status"] == "done" and result["reason"] == ("diverged" if poison_from else "steps")
+        assert run_point(str(out / p.name), settings)["status"] == "finished"     # a rerun skips it
+    done = [read_done(str(out / p.name)) for p in points]
+    assert done[0]["reason"] == "diverged" and done[0]["row"]["step"] == 2 and "not finite" in done[0]["message"]
+    assert done[1]["reason"] == "diverged" and done[1]["row"] == {}
+    assert all(is_finished(d, p.settings) for d, p in zip(done, points))
+
+    text = make_report(str(out))
+    assert "3 of 3 points finished" in capsys.readouterr().out
+    (cell,) = [[c.strip() for c in line.split("|")[3:-1]] for line in text.split("## Points")[0].splitlines()
+               if line.startswith("| copy")]
+    assert cell[:2] == ["3", "0/3 (0%)"]             # every seed finished, none converged
+    status = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in text.split("## Points")[1].splitlines()
+              if line.startswith("| copy")}
+    assert status == {points[0].name: "diverged", points[1].name: "diverged", points[2].name: "steps"}
 
 
 # ------------------------------------------------------------------------------------- with Dask
