@@ -86,7 +86,7 @@ def train_command(args):
     if args.resume:
         ignored = [f"--{k.replace('_', '-')}" for k in ("task", "model", "seed", "batch_size", "optimizer", "lr",
                                                          "clip", "clip_value", "eval_every", "checkpoint_every",
-                                                         "val_size", "stop_threshold", "out", "set")
+                                                         "val_size", "stop_threshold", "engine", "out", "set")
                    if getattr(args, k) is not None]
         if ignored or args.early_stop:
             raise UserError(f"--resume continues a run with its saved settings; only --steps and --max-minutes "
@@ -102,7 +102,7 @@ def train_command(args):
             overrides[key] = parse_value(value)
         given = {k: getattr(args, k) for k in ("task", "model", "seed", "steps", "max_minutes", "batch_size",
                                                 "optimizer", "lr", "clip", "clip_value", "eval_every",
-                                                "checkpoint_every", "val_size", "stop_threshold")
+                                                "checkpoint_every", "val_size", "stop_threshold", "engine")
                  if getattr(args, k) is not None}
         settings = TrainSettings(**given, early_stop=args.early_stop, config_overrides=overrides)
         if args.out is not None and not args.out.strip():
@@ -483,7 +483,7 @@ def build_parser():
                                                         "and back, every value printed (docs/one-step.md)")
     p.set_defaults(func=demo)
 
-    from ntm_ref.train import MODELS, TrainSettings
+    from ntm_ref.train import MODELS, TRAIN_ENGINES, TrainSettings
     from tasks import TASKS
     d = TrainSettings()
     p = sub.add_parser("train", help="train on one of the paper's tasks",
@@ -507,6 +507,9 @@ def build_parser():
     p.add_argument("--early-stop", action="store_true",
                    help="stop once validation bit errors per sequence fall below --stop-threshold")
     p.add_argument("--stop-threshold", type=float, help=f"(default {d.stop_threshold}, Collier's criterion)")
+    p.add_argument("--engine", choices=TRAIN_ENGINES,
+                   help="fast: one process; parallel: the fast engine over 2 processes splitting each batch, "
+                        f"faster from batch 16 on (docs/model.md); NTM models only (default {d.engine})")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help=set_help)
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/TASK-MODEL-seedN)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (other options but --steps "
@@ -629,6 +632,7 @@ def build_parser():
         p.add_argument(f"--{option}", nargs="+", type=kind, metavar="V", help=f"{what} (as ntm-ref train)")
     p.add_argument("--optimizer", nargs="+", choices=["adam", "rmsprop", "graves_rmsprop"], help="optimisers")
     p.add_argument("--clip", nargs="+", choices=["norm", "elementwise", "none"], help="gradient clippings")
+    p.add_argument("--engine", nargs="+", choices=TRAIN_ENGINES, help="NTM engines (as ntm-ref train)")
     p.add_argument("--early-stop", action="store_true", help="every run stops once validation bit errors per "
                                                              "sequence fall below --stop-threshold")
     p.add_argument("--set", action="append", nargs="+", metavar="FIELD=VALUE",

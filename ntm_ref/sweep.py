@@ -20,6 +20,7 @@ checkpoints; a worker lost mid-run is replaced and its point resumes on another 
 checkpoint. Ctrl-C asks the running points to save a checkpoint at their next progress line, then closes
 the cluster. Dask is imported only when a sweep runs (the package itself needs numpy and scipy only).
 """
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -31,16 +32,18 @@ import time
 import uuid
 
 from ntm_ref.config import parse_value
-from ntm_ref.train import RESUMABLE, TrainSettings, format_time, write_atomic
+from ntm_ref.train import LATER_SETTINGS, RESUMABLE, TrainSettings, format_time, write_atomic
 
 SWEEP_FILE = "sweep.json"
 DONE_FILE = "done.json"
 LOG_FILE = "train.log"
 STOP_FILE = ".sweep-active"          # holds the id of the sweep now running; a point stops when it changes
 SWEEP_LOCK = ".sweep.lock"           # one sweep command at a time per folder
-# Train options a grid may vary (argparse dest == TrainSettings field), in the order of point names.
+# Train options a grid may vary (argparse dest == TrainSettings field), in the order of point names. A
+# field is named only when it varies in the grid (or is in NAMED_ALWAYS), so a field added here (engine)
+# leaves the names of grids that do not vary it as they were.
 GRID_FIELDS = ("task", "model", "steps", "max_minutes", "batch_size", "optimizer", "lr", "clip", "clip_value",
-               "eval_every", "checkpoint_every", "val_size", "stop_threshold")
+               "eval_every", "checkpoint_every", "val_size", "stop_threshold", "engine")
 NAMED_ALWAYS = ("task", "model")     # in every point's name, varying or not (as ntm-ref train's default --out)
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 RETRIES = 2             # retries of a point whose task raised (a lost worker is retried by Dask itself)
@@ -247,6 +250,7 @@ def load_sweep(sweep_dir):
 
 
 def _differences(saved, now):
+    saved = {**LATER_SETTINGS, **saved}      # a run saved before a setting existed had its default
     return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
 
 
@@ -541,6 +545,17 @@ def _ignore_ctrl_c_plugin():
     return IgnoreCtrlC()
 
 
+def _local_worker_config(scheduler, points):
+    """The Dask configuration a local cluster runs under (held while the points run: the nanny reads it
+    again when it replaces a lost worker). With a point on engine "parallel", whose worker processes a daemonic
+    process may not start (multiprocessing refuses), the cluster's worker processes are not daemonic;
+    they still end with the cluster, and at once when the sweep process dies (Dask watches its parent)."""
+    if scheduler or not any(p.settings.engine == "parallel" for p in points):
+        return contextlib.nullcontext()
+    import dask
+    return dask.config.set({"distributed.worker.daemon": False})
+
+
 def _connect(scheduler, workers):
     """(client, cluster or None, description): a Client of the cluster at ``scheduler``, or of a new
     LocalCluster of ``workers`` single-threaded worker processes."""
@@ -609,14 +624,15 @@ def run_sweep(sweep_dir, points, scheduler=None, workers=None, argv=None, log=pr
     client = cluster = None
     planned = False
     try:
-        todo = [p for p in points if not is_finished(read_done(os.path.join(sweep_dir, p.name)), p.settings)]
-        if todo:         # connected before sweep.json is written: a wrong --scheduler writes none
-            client, cluster, where = _connect(scheduler, workers or os.cpu_count() or 1)
-        write_plan(sweep_dir, points, argv)
-        planned = True
-        log(f"sweep {sweep_dir}: {len(points)} points, {len(points) - len(todo)} finished before (skipped), "
-            f"{len(todo)} to run" + (f" on {where}" if todo else ""))
-        failed = _run_points(client, sweep_dir, todo, len(points), log) if todo else []
+        with _local_worker_config(scheduler, points):
+            todo = [p for p in points if not is_finished(read_done(os.path.join(sweep_dir, p.name)), p.settings)]
+            if todo:         # connected before sweep.json is written: a wrong --scheduler writes none
+                client, cluster, where = _connect(scheduler, workers or os.cpu_count() or 1)
+            write_plan(sweep_dir, points, argv)
+            planned = True
+            log(f"sweep {sweep_dir}: {len(points)} points, {len(points) - len(todo)} finished before (skipped), "
+                f"{len(todo)} to run" + (f" on {where}" if todo else ""))
+            failed = _run_points(client, sweep_dir, todo, len(points), log) if todo else []
     finally:
         if client is not None:
             client.close()

@@ -30,6 +30,10 @@ from ntm_ref.model import NTM
 from ntm_ref.optim import clip_elementwise, clip_global_norm, make_optimizer
 
 MODELS = ("ntm-ff", "ntm-lstm", "lstm")
+TRAIN_ENGINES = ("fast", "parallel")   # NTM engines training may use (ntm_ref.model.NTM; docs/model.md "Engines")
+# Settings added after runs were saved, with the value a run saved without them trained with: a resume
+# (and a sweep rerun) compares saved settings as if they held these.
+LATER_SETTINGS = {"engine": "fast"}
 
 # The paper's Tables 1-3: (heads = read/write pairs, controller size, learning rate) per task and model;
 # for the LSTM baseline (layers, learning rate).
@@ -66,6 +70,8 @@ class TrainSettings:
     stop_threshold: float = 0.1            # bit errors per sequence (Collier's criterion)
     config_overrides: dict = field(default_factory=dict)   # any NTMConfig field
     task_options: dict = field(default_factory=dict)       # keyword arguments of the task, e.g. max_length
+    engine: str = "fast"                   # NTM engine: "fast" (one process) | "parallel" (the fast engine
+                                           # over 2 processes splitting each batch); the same numbers to round-off
 
     def __post_init__(self):
         from tasks import TASKS
@@ -90,6 +96,11 @@ class TrainSettings:
         for name in ("config_overrides", "task_options"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"{name}: got {getattr(self, name)!r}; must be a dict")
+        if self.engine not in TRAIN_ENGINES:
+            raise ValueError(f"engine: got {self.engine!r}; allowed: {', '.join(map(repr, TRAIN_ENGINES))}")
+        if self.model == "lstm" and self.engine != "fast":
+            raise ValueError(f"engine: got {self.engine!r} with model 'lstm'; the LSTM baseline has one way to "
+                             f"run, in one process (leave engine at 'fast')")
         if self.clip not in ("norm", "elementwise", "none"):
             raise ValueError(f"clip: got {self.clip!r}; allowed: 'norm', 'elementwise', 'none'")
         for name in ("lr", "clip_value", "max_minutes"):
@@ -151,7 +162,7 @@ def build_model(settings):
     """The model of the paper's configuration for this task, with any config overrides.  -> (model, task)."""
     config = model_config(settings)
     model = LSTMBaseline(config, seed=settings.seed) if settings.model == "lstm" else NTM(config, seed=settings.seed,
-                                                                                             engine="fast")
+                                                                                             engine=settings.engine)
     return model, make_run_task(settings)
 
 
@@ -374,6 +385,26 @@ class _Interrupts:
                 raise Interrupted(signum)
 
 
+def _forget_interrupts_after_fork():
+    """In a process forked while training's handlers are installed (engine "parallel": its worker
+    processes), SIGINT is ignored and SIGTERM does what it does by default. The inherited handlers would
+    raise Interrupted in the worker (a traceback when the pool is ended at exit, or on Ctrl-C in the
+    terminal, which signals the whole process group); the training process owns Ctrl-C and its workers
+    end with it."""
+    import signal
+    for sig, plain in ((signal.SIGINT, signal.SIG_IGN), (signal.SIGTERM, signal.SIG_DFL)):
+        handler = signal.getsignal(sig)
+        if getattr(handler, "__func__", None) is _Interrupts._handler:
+            try:
+                signal.signal(sig, plain)
+            except (ValueError, OSError):     # not the main thread: nothing a signal could reach
+                pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_interrupts_after_fork)
+
+
 def _start_folder(settings, out_dir, config):
     """A new run's folder (locked): refuse one that holds a run, else write its first files."""
     _refuse_used_folder(out_dir)        # again, now that the folder is locked
@@ -452,9 +483,10 @@ def train(settings: TrainSettings, out_dir, resume=False, log=print):
             with interrupts.critical():
                 save_checkpoint(ckpt_path, model.params, opt_state, model.config, meta, model.buffers)
 
+        engine = "" if settings.engine == "fast" else f", {settings.engine} engine"
         log(f"training {settings.model} on {settings.task}: {sum(v.size for v in model.params.values()):,} "
             f"parameters, batch {settings.batch_size}, {settings.optimizer} lr {learning_rate(settings):g}, "
-            f"seed {settings.seed} -> {out_dir}")
+            f"seed {settings.seed}{engine} -> {out_dir}")
         started = time.perf_counter() - seconds
         row = {}
         try:
@@ -594,6 +626,7 @@ def _load_resume_checkpoint(ckpt_path, settings, model):
     now = json.loads(settings.to_json())
     if not isinstance(saved, dict):
         raise CheckpointError(f"{ckpt_path}: its saved settings are not a JSON object")
+    saved = {**LATER_SETTINGS, **saved}
     differ = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
     if differ:
         raise CheckpointError(f"{ckpt_path}: the run was saved with other settings ({', '.join(differ)}); "
@@ -654,6 +687,8 @@ def _truncate_metrics(path, step):
 
 def load_model(path):
     """A model from a checkpoint file, with its parameters and fixed buffers.  -> (model, settings dict, meta).
+    An NTM runs with the fast engine whatever engine the run trained with (eval, plot, trace --checkpoint:
+    no worker processes; a training resume rebuilds its model through build_model, with the run's engine).
     Raises CheckpointError for an unusable file."""
     ckpt = load_checkpoint(path)
     _check_meta(path, ckpt.meta)

@@ -184,3 +184,38 @@ def test_workers_are_persistent_forked_processes():
         assert parallel._POOL is pool                          # reused, not restarted
     with pytest.raises(ValueError):
         parallel.run({}, NTMConfig(**TINY), {}, np.zeros((2, 3, 3)), workers=0)
+
+
+def _run_in_daemon(conn, config, params, buffers, x, y, mask):
+    """In a daemonic process (a Dask worker's kind), which multiprocessing forbids to start children."""
+    parallel._POOL = None                   # the parent's pool is not ours
+    parallel.MIN_BATCH = 2
+    try:
+        result = parallel.run(params, config, buffers, x, y, mask)
+        conn.send(("ok", result.loss, {k: v for k, v in result.grads.items()}, parallel._POOL is None))
+    except BaseException as exc:            # noqa: BLE001  (sent to the test)
+        conn.send(("error", repr(exc), None, None))
+
+
+def test_a_daemonic_process_runs_every_part_itself():
+    """Workers cannot start in a daemonic process: every part runs in that process, with the numbers of
+    fast.run (not an AssertionError from multiprocessing)."""
+    if not parallel._fork_available():
+        pytest.skip("needs fork")
+    import multiprocessing
+    config = NTMConfig(**TINY, read_heads=2)
+    model = generic_model(config, seed=3)
+    x, y, mask = make_batch(config, B=5, T=4)
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_run_in_daemon, args=(child, config, model.params, model.buffers, x, y, mask),
+                       daemon=True)
+    proc.start()
+    status, loss, grads, no_pool = parent.recv()
+    proc.join(timeout=30)
+    assert status == "ok", loss
+    assert no_pool
+    f = fast.run(model.params, config, model.buffers, x, y, mask, threads=1)
+    np.testing.assert_allclose(loss, f.loss, rtol=1e-12)
+    for name in f.grads:
+        np.testing.assert_allclose(grads[name], f.grads[name], rtol=1e-10, atol=1e-14, err_msg=name)

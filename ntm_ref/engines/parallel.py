@@ -35,6 +35,7 @@ import concurrent.futures
 import ctypes
 import multiprocessing
 import os
+import signal
 import threading
 import traceback
 
@@ -96,6 +97,10 @@ def _worker_main(conn, inherited, blas_threads):
     or the worker would never see EOF when the main process dies."""
     for other in inherited:
         other.close()
+    # Ctrl-C in a terminal signals the whole process group: the main process owns it (and ends its workers);
+    # SIGTERM ends a worker plainly, whatever handlers the main process had when it forked this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if blas_threads is not None:
         _set_blas_threads(blas_threads)
     while True:
@@ -164,7 +169,7 @@ def _pool(n):
             _POOL.close()
         try:
             _POOL = _Pool(n)
-        except OSError:
+        except (OSError, AssertionError):   # AssertionError: multiprocessing refuses children of a daemon
             _POOL = None
     return _POOL
 
