@@ -495,8 +495,10 @@ def build_parser():
     p.add_argument("--steps", type=int, help=f"optimiser steps at most (default {d.steps:,})")
     p.add_argument("--max-minutes", type=float, help="wall-time limit of the whole run in minutes, counted "
                                                      "across resumes (default none)")
-    p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size})")
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "graves_rmsprop"], help=f"(default {d.optimizer})")
+    p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size}; 16 for "
+                                                  f"associative recall with ntm-ff: docs/results.md)")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "graves_rmsprop"],
+                   help=f"(default {d.optimizer}; adam for associative recall with ntm-ff: docs/results.md)")
     p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, rmsprop 1e-4, graves_rmsprop the "
                                             "paper's value for the task)")
     p.add_argument("--clip", choices=["norm", "elementwise", "none"], help=f"gradient clipping (default {d.clip})")

@@ -48,6 +48,20 @@ PAPER = {
 
 DEFAULT_CHECKPOINT_EVERY = 1000
 
+# The batch size and optimiser a run uses unless given, measured with ntm-ref sweep (docs/results.md,
+# "Training recipe"): the paper's Graves RMSProp at one sequence per step was the fastest reliable choice on
+# copy (3 seeds x batch 1, 4, 16, 32 x Graves RMSProp, Adam); on associative recall (feedforward NTM) Adam
+# at batch 16 got furthest in equal time of batch 16 and 32 x both optimisers (and batch 1, two seeds).
+# A (task, model) without a measured entry uses DEFAULT_RECIPE.
+DEFAULT_RECIPE = {"batch_size": 1, "optimizer": "graves_rmsprop"}
+RECIPES = {("associative_recall", "ntm-ff"): {"batch_size": 16, "optimizer": "adam"}}
+OPTIMIZERS = ("graves_rmsprop", "adam", "rmsprop")
+
+
+def recipe(task, model):
+    """The default batch size and optimiser of a task and model.  -> {'batch_size': int, 'optimizer': str}."""
+    return {**DEFAULT_RECIPE, **RECIPES.get((task, model), {})}
+
 
 @dataclass
 class TrainSettings:
@@ -57,8 +71,8 @@ class TrainSettings:
     seed: int = 0
     steps: int = 100_000                   # optimiser steps at most
     max_minutes: Optional[float] = None    # wall-time limit of the whole run, across resumes (None: none)
-    batch_size: int = 1                    # pytorch-ntm's; converged copy on 5 of 5 seeds (docs/results.md)
-    optimizer: str = "graves_rmsprop"      # the paper's
+    batch_size: Optional[int] = None       # None: the task's measured recipe (RECIPES, below)
+    optimizer: Optional[str] = None        # None: the task's measured recipe (RECIPES, below)
     lr: Optional[float] = None             # None: the paper's for the task (graves_rmsprop), else DEFAULT_LR
     clip: str = "norm"                     # "norm" (global norm, DNC / Collier) | "elementwise" (the paper) | "none"
     clip_value: Optional[float] = None     # None: 50 for norm, 10 for elementwise
@@ -79,6 +93,11 @@ class TrainSettings:
             raise ValueError(f"task: got {self.task!r}; allowed: {', '.join(map(repr, TASKS))}")
         if self.model not in MODELS:
             raise ValueError(f"model: got {self.model!r}; allowed: {', '.join(map(repr, MODELS))}")
+        for name, value in recipe(self.task, self.model).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: got {self.optimizer!r}; allowed: {', '.join(map(repr, OPTIMIZERS))}")
         if self.checkpoint_every is None and isinstance(self.eval_every, int) and self.eval_every >= 1:
             self.checkpoint_every = self.eval_every * -(-DEFAULT_CHECKPOINT_EVERY // self.eval_every)
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "val_size", "seed"):

@@ -285,3 +285,20 @@ def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
     # the checkpoint of step 5 is intact
     from ntm_ref.checkpoint import load_checkpoint
     assert load_checkpoint(os.path.join(out, "checkpoint.npz")).meta["step"] == 5
+
+
+def test_unset_batch_size_and_optimizer_come_from_the_tasks_measured_recipe():
+    """docs/results.md's tables: copy keeps the paper's Graves RMSProp at batch 1; associative recall with
+    the feedforward NTM trains with Adam at batch 16; what is given is kept; the saved settings hold values."""
+    from ntm_ref.train import RECIPES, recipe
+    assert (TrainSettings().batch_size, TrainSettings().optimizer) == (1, "graves_rmsprop")
+    ar = TrainSettings(task="associative_recall")
+    assert (ar.batch_size, ar.optimizer) == (16, "adam") == tuple(RECIPES[("associative_recall", "ntm-ff")].values())
+    assert recipe("associative_recall", "ntm-lstm") == {"batch_size": 1, "optimizer": "graves_rmsprop"}
+    given = TrainSettings(task="associative_recall", batch_size=4, optimizer="graves_rmsprop")
+    assert (given.batch_size, given.optimizer) == (4, "graves_rmsprop")
+    saved = json.loads(ar.to_json())
+    assert (saved["batch_size"], saved["optimizer"]) == (16, "adam")
+    assert TrainSettings(**saved) == ar
+    with pytest.raises(ValueError, match="optimizer: got 'sgd'"):
+        TrainSettings(optimizer="sgd")
