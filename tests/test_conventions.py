@@ -38,10 +38,30 @@ def away_from_kinks(c, eps, mode):
     kinks = [0.0] + ([eps] if mode == "clamp_norms" else [])
     return all(np.min(np.abs(norms - k)) > KINK_MARGIN for k in kinks)
 
+def off_kinks(c, eps, mode):
+    """c with every key and memory row whose norm lies within KINK_MARGIN of a kink (away_from_kinks)
+    rescaled to 3 KINK_MARGIN above that kink: a nudge instead of assume(), which threw away most draws
+    (Hypothesis's filter_too_much health check failed on some seeds with eps = 0.5 and many rows)."""
+    if mode in ("smooth_norm", "smooth_norm_denominator"):
+        return c
+    kinks = [0.0] + ([eps] if mode == "clamp_norms" else [])
+    c = dict(c)
+    for name in ("key", "memory"):
+        rows = np.array(c[name], dtype=np.float64)
+        norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+        for k in kinks:
+            near = np.abs(norms - k) <= KINK_MARGIN
+            rows = np.where(near, rows * ((k + 3 * KINK_MARGIN) / np.where(near, norms, 1.0)), rows)
+            norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+        c[name] = rows
+    return c
+
+
 @pytest.mark.parametrize("mode", COSINE_EPSILON_MODES)
 @given(c=addressing_case(zero_rows=False), eps=COSINE_EPSILONS)
 def test_cosine_gradient_every_epsilon_mode(mode, c, eps):
-    assume(away_from_kinks(c, eps, mode))
+    c = off_kinks(c, eps, mode)
+    assert away_from_kinks(c, eps, mode)
     fwd = partial(A.cosine_similarity_forward, eps=eps, mode=mode)
     assert_gradients(fwd, A.cosine_similarity_backward, [c["memory"], c["key"]], names=["memory", "key"],
                      seed=c["seed"])
@@ -50,7 +70,8 @@ def test_cosine_gradient_every_epsilon_mode(mode, c, eps):
 @pytest.mark.parametrize("mode", COSINE_EPSILON_MODES)
 @given(c=addressing_case(zero_rows=False))
 def test_content_gradient_every_epsilon_mode(mode, c):
-    assume(away_from_kinks(c, 1e-8, mode))
+    c = off_kinks(c, 1e-8, mode)
+    assert away_from_kinks(c, 1e-8, mode)
     fwd = partial(A.content_forward, eps=1e-8, mode=mode)
     assert_gradients(fwd, A.content_backward, [c["memory"], c["key"], c["beta"]],
                      names=["memory", "key", "beta"], bounds={"beta": (0.0, None)}, seed=c["seed"])
