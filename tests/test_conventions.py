@@ -51,6 +51,8 @@ def off_kinks(c, eps, mode):
         norms = np.linalg.norm(rows, axis=-1, keepdims=True)
         for k in kinks:
             near = np.abs(norms - k) <= KINK_MARGIN
+            rows = np.where(near & (norms == 0), 1.0, rows)        # an exact zero row: a direction first
+            norms = np.linalg.norm(rows, axis=-1, keepdims=True)
             rows = np.where(near, rows * ((k + 3 * KINK_MARGIN) / np.where(near, norms, 1.0)), rows)
             norms = np.linalg.norm(rows, axis=-1, keepdims=True)
         c[name] = rows
