@@ -483,7 +483,7 @@ def build_parser():
                                                         "and back, every value printed (docs/one-step.md)")
     p.set_defaults(func=demo)
 
-    from ntm_ref.train import MODELS, TRAIN_ENGINES, TrainSettings
+    from ntm_ref.train import MODELS, OPTIMIZERS, TRAIN_ENGINES, TrainSettings
     from tasks import TASKS
     d = TrainSettings()
     p = sub.add_parser("train", help="train on one of the paper's tasks",
@@ -497,7 +497,7 @@ def build_parser():
                                                      "across resumes (default none)")
     p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size}; 16 for "
                                                   f"associative recall with ntm-ff: docs/results.md)")
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "graves_rmsprop"],
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
                    help=f"(default {d.optimizer}; adam for associative recall with ntm-ff: docs/results.md)")
     p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, rmsprop 1e-4, graves_rmsprop the "
                                             "paper's value for the task)")
@@ -632,7 +632,7 @@ def build_parser():
                                ("val-size", int, "validation sequences"),
                                ("stop-threshold", float, "early-stop thresholds (bit errors per sequence)")):
         p.add_argument(f"--{option}", nargs="+", type=kind, metavar="V", help=f"{what} (as ntm-ref train)")
-    p.add_argument("--optimizer", nargs="+", choices=["adam", "rmsprop", "graves_rmsprop"], help="optimisers")
+    p.add_argument("--optimizer", nargs="+", choices=OPTIMIZERS, help="optimisers")
     p.add_argument("--clip", nargs="+", choices=["norm", "elementwise", "none"], help="gradient clippings")
     p.add_argument("--engine", nargs="+", choices=TRAIN_ENGINES, help="NTM engines (as ntm-ref train)")
     p.add_argument("--early-stop", action="store_true", help="every run stops once validation bit errors per "

@@ -32,7 +32,7 @@ import time
 import uuid
 
 from ntm_ref.config import parse_value
-from ntm_ref.train import LATER_SETTINGS, RESUMABLE, TrainSettings, format_time, write_atomic
+from ntm_ref.train import TrainSettings, format_time, settings_differences, write_atomic
 
 SWEEP_FILE = "sweep.json"
 DONE_FILE = "done.json"
@@ -249,11 +249,6 @@ def load_sweep(sweep_dir):
     return points
 
 
-def _differences(saved, now):
-    saved = {**LATER_SETTINGS, **saved}      # a run saved before a setting existed had its default
-    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
-
-
 def check_folders(sweep_dir, points):
     """SweepError unless every point's folder is free or holds the same run (only steps and max_minutes
     may differ, as for ntm-ref train --resume). Nothing is written."""
@@ -265,7 +260,7 @@ def check_folders(sweep_dir, points):
             raise SweepError(f"{folder}: exists and is not a folder (in the way of grid point {point.name})")
         saved_path = os.path.join(folder, "settings.json")
         if os.path.exists(saved_path):
-            differ = _differences(read_json(saved_path, "run settings file"), settings_dict(point.settings))
+            differ = settings_differences(read_json(saved_path, "run settings file"), settings_dict(point.settings))
             if differ:
                 raise SweepError(f"{saved_path}: this point was run with other settings ({', '.join(differ)}); "
                                  f"give another --out, or remove the folder {folder}")

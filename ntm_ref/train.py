@@ -58,6 +58,13 @@ RECIPES = {("associative_recall", "ntm-ff"): {"batch_size": 16, "optimizer": "ad
 OPTIMIZERS = ("graves_rmsprop", "adam", "rmsprop")
 
 
+def settings_differences(saved, now):
+    """The settings (dicts of TrainSettings fields) a resume may not change but that differ, sorted; a run
+    saved before a setting existed (LATER_SETTINGS) had its default."""
+    saved = {**LATER_SETTINGS, **saved}
+    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
+
+
 def recipe(task, model):
     """The default batch size and optimiser of a task and model.  -> {'batch_size': int, 'optimizer': str}."""
     return {**DEFAULT_RECIPE, **RECIPES.get((task, model), {})}
@@ -645,8 +652,7 @@ def _load_resume_checkpoint(ckpt_path, settings, model):
     now = json.loads(settings.to_json())
     if not isinstance(saved, dict):
         raise CheckpointError(f"{ckpt_path}: its saved settings are not a JSON object")
-    saved = {**LATER_SETTINGS, **saved}
-    differ = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE and saved.get(k) != now.get(k))
+    differ = settings_differences(saved, now)
     if differ:
         raise CheckpointError(f"{ckpt_path}: the run was saved with other settings ({', '.join(differ)}); "
                               f"a resume may change only {', '.join(RESUMABLE)}")
