@@ -313,3 +313,26 @@ def test_params_are_not_mutated_and_calls_repeat_exactly():
         np.testing.assert_array_equal(model.params[k], before[k])
         np.testing.assert_array_equal(a.grads[k], b.grads[k])
     assert a.loss == b.loss
+
+
+@pytest.mark.parametrize("heads", [2, 3, 4, 8])
+def test_times_others_is_the_product_of_the_other_heads(heads):
+    """_times_others (prefix and suffix products) against memory._products_of_others and a plain loop, with
+    some factors exactly zero (a slot fully erased by one head): no division, so exact zeros stay zeros
+    and the other heads' products stay finite and right."""
+    from ntm_ref.memory import _products_of_others
+    rng = np.random.default_rng(heads)
+    B, M, N = 3, 4, 5
+    F = rng.uniform(0.1, 1.0, (B, heads, M, N))
+    F[0, 0, 1, 2] = 0.0                      # head 0 fully erases one cell
+    F[1, heads - 1, :, 3] = 0.0              # the last head a whole slot
+    F[2, :, 0, 0] = 0.0                      # every head the same cell
+    dF = rng.normal(size=(B, M, N))
+    got = fast._times_others(F, dF, np.full((B, heads, M, N), np.nan))
+    loop = np.empty_like(got)
+    for h in range(heads):
+        loop[:, h] = dF * np.prod(np.delete(F, h, axis=1), axis=1)
+    np.testing.assert_allclose(got, loop, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(got, dF[:, None] * _products_of_others(F), rtol=1e-14, atol=0)
+    assert got[0, 0, 1, 2] != 0.0 and np.all(got[0, 1:, 1, 2] == 0.0)
+    assert np.all(got[2, :, 0, 0] == 0.0)

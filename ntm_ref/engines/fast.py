@@ -22,7 +22,7 @@ same function with the work regrouped, and each fused block maps to reference fu
                                                interpolate, shift, sharpen) for all heads at once;
                                                the backward fuses the memory-gradient products of
                                                memory.read_backward and content_backward
-    _write_factors, _keep_all_and_others,    memory.write_forward / _backward (erase with all    3-4
+    _write_factors, _times_others,           memory.write_forward / _backward (erase with all    3-4
       _fused_write_forward / _backward         heads, then add; products of the other heads'
                                                factors by prefix/suffix, never division)
     _forward / _backward                     model.forward_pass / backward_pass (step_forward /  -
@@ -225,6 +225,8 @@ class Tape(NamedTuple):
     dhr: np.ndarray           # (T, B, C + R M) the output layer's gradient w.r.t. [h_t, r_t]
     G: np.ndarray             # (2, B, M, N) dLoss/dM_t (transposed), double-buffered
     scratch2: np.ndarray      # (B, M, N) a second memory-sized work buffer
+    heads_F: np.ndarray       # (B, W, M, N) the write factors F_h of one step (W > 1 only)
+    heads_dF: np.ndarray      # (B, W, M, N) dF times the product of the other heads' factors (W > 1 only)
 
 
 # Tapes are reused between calls (first-touch page faults of fresh 50 MB buffers cost more than the
@@ -247,7 +249,7 @@ def _tape(config, B, T, part):
     views = {}
     for name, value in full._asdict().items():
         stop = T + 1 if name in _TIME_FIELDS_PLUS_ONE else T
-        if name in ("scratch", "scratch2", "G"):
+        if name in ("scratch", "scratch2", "G", "heads_F", "heads_dF"):
             views[name] = value
         elif isinstance(value, list):
             views[name] = [a[:stop] for a in value]
@@ -279,7 +281,7 @@ def _allocate(config, B, T):
                 e((T + 1, B, H, N)), e((T, B, H)), e((T, B, H, N)), e((T, B, H, N)), e((T, B, H, N + 2 * sr)),
                 e((T, B, H, N)), e((T, B, H, N)), e((T, B, C + R * M)), e((T, B, c.output_size)),
                 [np.empty_like(a) for a in A], e((T, B, P)), e((T, B, C + R * M)), e((2, B, M, N)),
-                e((B, M, N)))
+                e((B, M, N)), *(e((B, Wh, M, N)) if Wh > 1 else None for _ in range(2)))
 
 
 def _memory_norm(memory, out, eps):
@@ -403,21 +405,28 @@ def _fused_address_forward(config, packing, tape, t, heads, memory, mem_norm):
     _softmax_last(gamma[:, :, None] * log_w, tape.w[t + 1][:, heads])
 
 
-def _write_factors(w, erase):
-    """F_h = 1 - e_h w_h^T (transposed) for every write head.  w (B, W, N), erase (B, W, M) -> (B, W, M, N)."""
-    return 1.0 - erase[:, :, :, None] * w[:, :, None, :]
+def _write_factors(w, erase, out):
+    """F_h = 1 - e_h w_h^T (transposed) for every write head.  w (B, W, N), erase (B, W, M) -> out (B, W, M, N)."""
+    np.multiply(erase[:, :, :, None], w[:, :, None, :], out=out)
+    return np.subtract(1.0, out, out=out)
 
 
-def _keep_all_and_others(F):
-    """(prod_h F_h (B, M, N), prod_{h' != h} F_h' (B, W, M, N) or None for W = 1) with no cumprod:
-    the product of the others is a product along an axis where the own factor is replaced by 1
-    (memory.write_forward's _products_of_others, exact at F = 0 like it)."""
+def _times_others(F, dF, out):
+    """out[:, h] = dF * prod_{h' != h} F_h' for W >= 2 heads.  F (B, W, M, N), dF (B, M, N) -> out (B, W, M, N).
+
+    memory._products_of_others times dF, by prefix and suffix products and never by division (exact when a
+    factor is zero: a slot fully erased): a running product from the left, started at dF, then each head
+    times the running product from its right.  3 W - 4 products of (B, M, N) arrays instead of W^2."""
     Wh = F.shape[1]
-    if Wh == 1:
-        return F[:, 0], None
-    own = np.eye(Wh, dtype=bool)[None, :, :, None, None]                      # (1, W, W, 1, 1)
-    others = np.where(own, 1.0, F[:, None]).prod(axis=2)                      # (B, W, M, N)
-    return F.prod(axis=1), others
+    out[:, 0] = dF
+    for h in range(1, Wh):
+        np.multiply(out[:, h - 1], F[:, h - 1], out=out[:, h])       # dF prod_{h' < h} F_h'
+    right = F[:, Wh - 1].copy()                                       # prod_{h' > h} F_h'
+    for h in range(Wh - 2, -1, -1):
+        out[:, h] *= right
+        if h:
+            right *= F[:, h]
+    return out
 
 
 def _fused_write_forward(config, packing, tape, t, memory, out):
@@ -437,7 +446,7 @@ def _fused_write_forward(config, packing, tape, t, memory, out):
         np.multiply(add[:, 0, :, None], w[:, 0, None, :], out=tape.scratch)
         out += tape.scratch
     else:
-        np.prod(_write_factors(w, erase), axis=1, out=keep)
+        np.prod(_write_factors(w, erase, tape.heads_F), axis=1, out=keep)
         np.multiply(memory, keep, out=out)
         out += add.transpose(0, 2, 1) @ w                                     # 'bhm,bhn->bmn'
 
@@ -577,7 +586,7 @@ def _fused_write_backward(config, packing, tape, t, dnext, memory, dact, out):
         dw = add @ dnext - erase @ dF                                           # (B, 1, N)
         np.negative(dF @ w[:, 0, :, None], out=dact[:, f["erase"]][:, :, None])
     else:
-        dF = dF[:, None] * _keep_all_and_others(_write_factors(w, erase))[1]    # (B, W, M, N)
+        dF = _times_others(_write_factors(w, erase, tape.heads_F), dF, tape.heads_dF)   # (B, W, M, N)
         dw = add @ dnext - (erase[:, :, None, :] @ dF)[:, :, 0]
         np.negative((dF @ w[:, :, :, None])[..., 0], out=dact[:, f["erase"]].reshape(B, -1, M))
     np.matmul(w, dnext.transpose(0, 2, 1), out=dact[:, f["add"]].reshape(B, -1, M))
