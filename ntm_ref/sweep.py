@@ -17,8 +17,8 @@ Every point's settings are built (so checked) before anything is written or star
 dask.distributed LocalCluster of one single-threaded worker process per core, or on an existing cluster
 (``--scheduler``). Rerunning the same command skips finished points and resumes the others from their
 checkpoints; a worker lost mid-run is replaced and its point resumes on another worker from its last
-checkpoint. Ctrl-C asks the running points to save a checkpoint at their next progress line, then closes
-the cluster. Dask is imported only when a sweep runs (the package itself needs numpy and scipy only).
+checkpoint. Ctrl-C (or SIGTERM: ``kill``, a batch system's time limit) asks the running points to save a
+checkpoint at their next progress line, then closes the cluster. Dask is imported only when a sweep runs (the package itself needs numpy and scipy only).
 """
 import contextlib
 import dataclasses
@@ -32,7 +32,7 @@ import time
 import uuid
 
 from ntm_ref.config import parse_value
-from ntm_ref.train import TrainSettings, format_time, settings_differences, write_atomic
+from ntm_ref.train import Interrupted, TrainSettings, format_time, settings_differences, write_atomic
 
 SWEEP_FILE = "sweep.json"
 DONE_FILE = "done.json"
@@ -692,14 +692,35 @@ def _run_points(client, sweep_dir, todo, total, log):
                                          stop_file, run_id, key=f"ntm-ref-sweep-{p.name}-{run_id[:8]}",
                                          pure=False, retries=RETRIES) for p in todo}
         try:
-            _watch(client, futures, progress)
-        except KeyboardInterrupt:
-            _stop(futures, stop_file, run_id, log)
+            with _terminate_as_interrupt():
+                _watch(client, futures, progress)
+        except KeyboardInterrupt as err:
+            _stop(futures, stop_file, run_id, log, getattr(err, "signum", 2))
             raise
     finally:
         _remove_stop_file(stop_file, run_id)
     log(f"ran {len(todo)} points in {format_time(progress.elapsed())}")
     return progress.failed
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM raises Interrupted(15), so `kill PID` stops the sweep as Ctrl-C does (the running points save
+    a checkpoint) instead of killing it with its cluster's processes left behind. Main thread only (elsewhere
+    a handler cannot be set and SIGTERM keeps its meaning); a second SIGTERM while stopping kills at once."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+    before = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _watch(client, futures, progress):
@@ -737,12 +758,13 @@ def _outcome(name, fut, progress):
     return _describe(name, result)
 
 
-def _stop(futures, stop_file, run_id, log):
-    """Ctrl-C: remove the stop file, so every running point saves a checkpoint at its next progress line
+def _stop(futures, stop_file, run_id, log, signum=2):
+    """Ctrl-C or SIGTERM (signum): remove the stop file, so every running point saves a checkpoint at its next progress line
     and returns (and every queued point returns at once); wait up to STOP_GRACE_SECONDS for them."""
     _remove_stop_file(stop_file, run_id)
-    log(f"Ctrl-C: stopping; the running points save a checkpoint at their next progress line (waiting up to "
-        f"{STOP_GRACE_SECONDS:.0f} s; Ctrl-C again to quit at once, losing the steps since their last checkpoint)")
+    name, again = ("Ctrl-C", "Ctrl-C again") if signum == 2 else ("SIGTERM", "another SIGTERM")
+    log(f"{name}: stopping; the running points save a checkpoint at their next progress line (waiting up to "
+        f"{STOP_GRACE_SECONDS:.0f} s; {again} to quit at once, losing the steps since their last checkpoint)")
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     while time.monotonic() < deadline and not all(f.done() for f in futures.values()):
         time.sleep(POLL_SECONDS)

@@ -412,7 +412,10 @@ def test_a_worker_killed_mid_run_costs_only_the_steps_since_the_checkpoint(tmp_p
 
 
 @pytest.mark.skipif(not SLOW, reason="~20 s: runs with NTM_REF_SLOW=1 or HYPOTHESIS_PROFILE=thorough")
-def test_ctrl_c_stops_the_points_at_a_checkpoint_closes_the_cluster_and_a_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_ctrl_c_stops_the_points_at_a_checkpoint_closes_the_cluster_and_a_rerun_resumes(tmp_path, how):
+    """Ctrl-C in a terminal (SIGINT to the whole process group) and `kill PID` (SIGTERM to the sweep process
+    alone, as a batch system's time limit) both stop the points at a checkpoint and leave no process."""
     needs_dask()
     out = tmp_path / "S"
     command = [sys.executable, "-m", "ntm_ref.cli"]
@@ -426,10 +429,14 @@ def test_ctrl_c_stops_the_points_at_a_checkpoint_closes_the_cluster_and_a_rerun_
     deadline = time.monotonic() + 60
     while not all((f / "checkpoint.npz").exists() for f in folders) and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)          # as a Ctrl-C in a terminal: the whole process group
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)      # as a Ctrl-C in a terminal: the whole process group
+    else:
+        proc.send_signal(signal.SIGTERM)        # as `kill PID`: the sweep process only
     stdout, stderr = proc.communicate(timeout=90)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == (130 if how == "ctrl-c" else 143), stderr
     assert "ntm-ref sweep: interrupted" in stderr and "stopped; saved" in stdout
+    assert ("Ctrl-C: stopping" if how == "ctrl-c" else "SIGTERM: stopping") in stdout
     for _ in range(100):                      # the cluster's processes are gone too
         try:
             os.killpg(proc.pid, 0)
