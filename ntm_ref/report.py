@@ -2,9 +2,12 @@
 
 Per cell: the seeds finished (and unfinished), how many converged within their budget, the sequences and
 training time to converge, the final validation cost and bit errors, each as the median and quartiles
-over seeds (docs/sweep.md explains every column). Printed, and written to SWEEP/report.md with a table of
-every point; the learning curves (median and min-max band of the validation bit errors over seeds, one
-panel per task) go to SWEEP/learning_curves.png when matplotlib is installed. With generalisation=True
+over seeds (docs/sweep.md explains every column); for N-grams also the Bayes-optimal cost of the same
+validation sequences (the paper's eq. 10 estimator). Printed, and written to SWEEP/report.md with a table
+of every point; the learning curves (median and min-max band over seeds of the validation bit errors, or
+of the validation cost for N-grams and priority sort, as the paper's Figures 13 and 16 plot them, with the
+Bayes-optimal line for N-grams; one panel per task) go to SWEEP/learning_curves.png when matplotlib is
+installed. With generalisation=True
 the best seed of each cell is evaluated on the task's generalisation sets (ntm-ref eval), and with
 matplotlib drawn: SWEEP/generalisation.png (its bit errors and cost per set, one column per task) and
 ntm-ref plot's figures of one sequence, SWEEP/best-<cell>-sequence.png and (NTMs) -memory.png, <cell>
@@ -119,6 +122,20 @@ def quartiles(values):
     return float(q1), float(med), float(q3)
 
 
+CURVE_METRICS = {"ngrams": "val_cost_bits", "priority_sort": "val_cost_bits"}   # else val_bit_errors
+METRIC_LABELS = {"val_bit_errors": "validation bit errors per sequence",
+                 "val_cost_bits": "validation cost (bits per sequence)"}
+
+
+def optimal_cost(settings):
+    """The Bayes-optimal cost in bits per sequence of the run's validation set (the same sequences as the
+    run's validation: task.validation_set(val_size)), for a task that has one (N-grams), else None."""
+    from ntm_ref.train import make_run_task
+    task = make_run_task(settings)
+    bayes = getattr(task, "bayes_optimal_cost", None)
+    return None if bayes is None else float(np.mean(bayes(*task.validation_set(settings.val_size))))
+
+
 def _spread(values, fmt):
     """'median (q1-q3)' of values, '-' when there are none; fmt formats one number."""
     if not values:
@@ -141,6 +158,7 @@ def cell_summary(points):
         "final val cost": _spread([r["val_cost_bits"] for r in last], lambda v: f"{v:.3f}"),
         "final val bit errors": _spread([r["val_bit_errors"] for r in last], lambda v: f"{v:.3f}"),
         "n_finished": len(finished), "n_converged": len(conv), "n_unfinished": unfinished,
+        "optimal": optimal_cost(points[0].settings),
     }
 
 
@@ -167,7 +185,12 @@ def summary_table(results):
         rows.append(values + [summary[c] for c in STAT_COLUMNS])
         label = ", ".join([values[1]] + [f"{c}={v}" for c, v in zip(columns[2:], values[2:])])
         cells.append((label, summary, points))
-    return markdown_table(columns + list(STAT_COLUMNS), rows), cells
+    header = columns + list(STAT_COLUMNS)
+    if any(summary["optimal"] is not None for _, summary, _ in cells):     # N-grams: the line to beat
+        header.append("Bayes-optimal val cost")
+        for row, (_, summary, _) in zip(rows, cells):
+            row.append("-" if summary["optimal"] is None else f"{summary['optimal']:.3f}")
+    return markdown_table(header, rows), cells
 
 
 def points_table(results):
@@ -188,10 +211,10 @@ def _hold(x_grid, x, y):
     return np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
 
 
-def curve_bands(points):
-    """Median, min and max over the finished seeds of validation bit errors against sequences (a run
-    that stopped early keeps its last value).  -> (x, median, low, high) arrays, or None."""
-    runs = [(np.array([r["sequences"] for r in p.rows]), np.array([r["val_bit_errors"] for r in p.rows]))
+def curve_bands(points, metric="val_bit_errors"):
+    """Median, min and max over the finished seeds of a validation metric (a metrics.csv column) against
+    sequences (a run that stopped early keeps its last value).  -> (x, median, low, high) arrays, or None."""
+    runs = [(np.array([r["sequences"] for r in p.rows]), np.array([r[metric] for r in p.rows]))
             for p in points if p.finished and p.rows]
     if not runs:
         return None
@@ -203,26 +226,30 @@ def curve_bands(points):
 
 
 def learning_curves_figure(cells):
-    """One panel per task: per cell, the median validation bit errors over seeds against sequences, with
-    the min-max band.  cells: list of (label, summary, points).  -> matplotlib Figure, or None."""
+    """One panel per task: per cell, the median over seeds of the task's CURVE_METRICS column (validation
+    bit errors unless named) against sequences, with the min-max band, and a cell's Bayes-optimal cost as
+    a dashed line.  cells: list of (label, summary, points).  -> matplotlib Figure, or None."""
     from matplotlib.figure import Figure
     by_task = {}
-    for label, _, points in cells:
-        bands = curve_bands(points)
+    for label, summary, points in cells:
+        bands = curve_bands(points, CURVE_METRICS.get(points[0].settings.task, "val_bit_errors"))
         if bands is not None:
-            by_task.setdefault(points[0].settings.task, []).append((label, bands, points))
+            by_task.setdefault(points[0].settings.task, []).append((label, bands, points, summary["optimal"]))
     if not by_task:
         return None
     fig = Figure(figsize=(6.0 * len(by_task), 4.5), dpi=100, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(by_task)))
     for ax, (task, curves) in zip(axes, by_task.items()):
-        for label, (x, med, low, high), points in curves:
+        for label, (x, med, low, high), points, optimal in curves:
             n = sum(1 for p in points if p.finished and p.rows)
             line, = ax.plot(x, med, label=f"{label} ({n} seeds)")
             ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+            if optimal is not None:
+                ax.axhline(optimal, color=line.get_color(), linestyle="--", linewidth=1,
+                           label=f"Bayes-optimal, {label} ({optimal:.1f})")
         ax.set_title(f"{task}: median over seeds, band min-max")
         ax.set_xlabel("sequences seen")
-        ax.set_ylabel("validation bit errors per sequence")
+        ax.set_ylabel(METRIC_LABELS[CURVE_METRICS.get(task, "val_bit_errors")])
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     return fig

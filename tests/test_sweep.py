@@ -188,6 +188,40 @@ def test_report_of_a_partial_sweep_counts_unfinished_points_and_summarises_the_r
     assert text.count("### copy, ntm-ff, stop_threshold=") == 2 and text.count("length_120") == 2
 
 
+def test_report_gives_n_grams_their_bayes_optimal_cost_and_plots_cost_against_it(tmp_path):
+    """An N-grams cell: the table has the Bayes-optimal cost of the run's own validation sequences (computed
+    here by the task's estimator, tasks.ngrams eq. 10), the curves plot validation cost, with the optimal
+    cost as a line; a copy-only sweep has no such column."""
+    from ntm_ref.report import learning_curves_figure, summary_table
+    from tasks.ngrams import NGrams, bayes_optimal_cost_bits_per_sequence
+    out = tmp_path / "S"
+    argv = ["sweep", "--task", "ngrams", "--out", str(out), "--steps", "4", "--eval-every", "2",
+            "--checkpoint-every", "2", "--val-size", "5", "--set", "memory_slots=8", "controller_size=8",
+            "--task-option", "length=20", "--seeds", "0-1"]
+    points = plan(argv)
+    write_plan(str(out), points, ["test"])
+    for p in points:
+        assert run_point(str(out / p.name), json.loads(p.settings.to_json()))["status"] == "done"
+    optimal = bayes_optimal_cost_bits_per_sequence(*NGrams(length=20).validation_set(5))
+    table, cells = summary_table(load_results(str(out)))
+    header, _, row = table.splitlines()
+    assert header.split("|")[-2].strip() == "Bayes-optimal val cost"
+    assert row.split("|")[-2].strip() == f"{optimal:.3f}"
+    costs = [metric_column(str(out / p.name), "val_cost_bits") for p in points]
+    assert not np.isclose(optimal, np.median(costs))        # the column is not the model's own cost
+    if _has_matplotlib():
+        (ax,) = learning_curves_figure(cells).axes
+        assert ax.get_ylabel() == "validation cost (bits per sequence)"
+        curve, line = ax.get_lines()
+        np.testing.assert_allclose(curve.get_ydata(), np.median(costs, axis=0))
+        assert list(line.get_ydata()) == [optimal, optimal]
+    copy_out = tmp_path / "C"
+    (copy_point,) = plan(sweep_argv(copy_out, "--steps", "2"))
+    write_plan(str(copy_out), [copy_point], ["test"])
+    run_point(str(copy_out / copy_point.name), json.loads(copy_point.settings.to_json()))
+    assert "Bayes-optimal" not in summary_table(load_results(str(copy_out)))[0]
+
+
 def _has_matplotlib():
     return importlib.util.find_spec("matplotlib") is not None
 
