@@ -7,11 +7,10 @@ validation sequences (the paper's eq. 10 estimator). Printed, and written to SWE
 of every point; the learning curves (median and min-max band over seeds of the validation bit errors, or
 of the validation cost for N-grams and priority sort, as the paper's Figures 13 and 16 plot them, with the
 Bayes-optimal line for N-grams; one panel per task) go to SWEEP/learning_curves.png when matplotlib is
-installed. With generalisation=True
-the best seed of each cell is evaluated on the task's generalisation sets (ntm-ref eval), and with
-matplotlib drawn: SWEEP/generalisation.png (its bit errors and cost per set, one column per task) and
-ntm-ref plot's figures of one sequence, SWEEP/best-<cell>-sequence.png and (NTMs) -memory.png, <cell>
-as the point names without the seed (cell_slug).
+installed. With generalisation=True the best seed of each cell is evaluated on the task's generalisation
+sets (ntm-ref eval), and with matplotlib drawn: SWEEP/generalisation.png (its bit errors and cost per set,
+one column per task) and ntm-ref plot's figures of one sequence, SWEEP/best-<cell>-sequence.png and
+(NTMs) -memory.png, <cell> as the point names without the seed (cell_slug).
 
 A point counts as finished once done.json says so (its steps, its time limit, convergence under early
 stop, or a non-finite loss); the statistics are over finished points only, and the report says how many

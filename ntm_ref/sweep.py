@@ -18,7 +18,8 @@ dask.distributed LocalCluster of one single-threaded worker process per core, or
 (``--scheduler``). Rerunning the same command skips finished points and resumes the others from their
 checkpoints; a worker lost mid-run is replaced and its point resumes on another worker from its last
 checkpoint. Ctrl-C (or SIGTERM: ``kill``, a batch system's time limit) asks the running points to save a
-checkpoint at their next progress line, then closes the cluster. Dask is imported only when a sweep runs (the package itself needs numpy and scipy only).
+checkpoint at their next progress line, then closes the cluster. Dask is imported only when a sweep runs
+(the package itself needs numpy and scipy only).
 """
 import contextlib
 import dataclasses

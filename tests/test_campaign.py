@@ -7,8 +7,6 @@ import shlex
 import subprocess
 from collections import Counter
 
-import pytest
-
 from ntm_ref import cli
 from ntm_ref.sweep import plan_from_args
 
