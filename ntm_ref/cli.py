@@ -483,9 +483,11 @@ def build_parser():
                                                         "and back, every value printed (docs/one-step.md)")
     p.set_defaults(func=demo)
 
-    from ntm_ref.train import MODELS, OPTIMIZERS, TRAIN_ENGINES, TrainSettings
+    from ntm_ref.train import MODELS, OPTIMIZERS, RECIPES, TRAIN_ENGINES, TrainSettings
     from tasks import TASKS
     d = TrainSettings()
+    measured = "; ".join(f"{task} with {model}: {r['batch_size']}, {r['optimizer']}"
+                         for (task, model), r in RECIPES.items())
     p = sub.add_parser("train", help="train on one of the paper's tasks",
                        description="Train an NTM (or the LSTM baseline) on one of the paper's tasks. Defaults "
                                    "come from the paper's Tables 1-3; see docs/results.md.")
@@ -495,10 +497,10 @@ def build_parser():
     p.add_argument("--steps", type=int, help=f"optimiser steps at most (default {d.steps:,})")
     p.add_argument("--max-minutes", type=float, help="wall-time limit of the whole run in minutes, counted "
                                                      "across resumes (default none)")
-    p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size}; 16 for "
-                                                  f"associative recall with ntm-ff: docs/results.md)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS,
-                   help=f"(default {d.optimizer}; adam for associative recall with ntm-ff: docs/results.md)")
+    p.add_argument("--batch-size", type=int, help=f"sequences per step (default {d.batch_size}, except the "
+                                                  f"measured recipes of docs/results.md: {measured})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(default {d.optimizer}, except the measured "
+                                                           f"recipes: see --batch-size)")
     p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, rmsprop 1e-4, graves_rmsprop the "
                                             "paper's value for the task)")
     p.add_argument("--clip", choices=["norm", "elementwise", "none"], help=f"gradient clipping (default {d.clip})")
