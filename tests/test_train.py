@@ -131,6 +131,28 @@ def test_eval_uses_the_saved_fixed_memory(tmp_path):
     assert evaluate(loaded, x, y, mask) == evaluate(fresh, x, y, mask)
 
 
+@pytest.mark.parametrize("task_name, model_name", [("copy", "ntm-ff"), ("repeat_copy", "ntm-lstm"),
+                                                  ("associative_recall", "lstm")])
+def test_validation_in_length_sorted_cut_chunks_gives_the_whole_set_numbers(task_name, model_name):
+    """cost_and_bit_errors runs chunks of similar length cut after their last scored step: the same numbers
+    as the whole padded set in one run, while running fewer sequence-steps."""
+    from tasks.metrics import bit_errors_per_sequence, cost_bits_per_sequence
+    settings = TrainSettings(**{**TINY, "task": task_name, "model": model_name, "task_options": {}})
+    model, task = training.build_model(settings)
+    x, y, mask = task.validation_set(40)
+    mask = mask.copy()
+    mask[3] = 0                                   # a sequence that scores nothing costs nothing
+    logits = model.run(x).logits
+    whole = (cost_bits_per_sequence(logits, y, mask, from_logits=True),
+             bit_errors_per_sequence(logits, y, mask, from_logits=True))
+    steps_run = []
+    real_run = model.run
+    model.run = lambda xc: (steps_run.append(xc.shape[0] * xc.shape[1]), real_run(xc))[1]
+    got = training.cost_and_bit_errors(model, x, y, mask, chunk=7)
+    np.testing.assert_allclose(got, whole, rtol=1e-12, atol=0)
+    assert len(steps_run) == 6 and sum(steps_run) < x.shape[0] * x.shape[1]
+
+
 @pytest.mark.parametrize("bad, words", [
     (dict(config_overrides={"foo": 1}), "unknown NTMConfig field"),
     (dict(task_options={"max_lenght": 3}), "task_options"),
