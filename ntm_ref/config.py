@@ -44,6 +44,7 @@ ACTIVATION_RULES = {   # the reason a choice is refused, for the error message
 }
 CONTROLLERS = ("feedforward", "lstm")
 CONTROLLER_ACTIVATIONS = ("tanh", "relu", "sigmoid")
+CONTROLLER_INITS = ("normal", "pytorch_ntm")
 MEMORY_INITS = ("constant", "learned", "learned_constant", "random")
 FIXED_INITIAL_WEIGHTS = ("one_hot", "zeros")
 FIXED_INITIAL_READS = ("zeros", "random")
@@ -66,6 +67,11 @@ class NTMConfig:
     controller_size: Union[int, Tuple[int, ...]] = 100
     # hidden-layer nonlinearity of the feedforward controller (the paper does not say; tanh as in Graves 2013's RNNs)
     controller_activation: str = "tanh"
+    # the controller's starting weights (ntm_ref.model.init_params): "normal", Normal(0, 1/fan_in) weights,
+    # zero biases, LSTM forget-gate biases LSTM_FORGET_BIAS, learned h0 and c0 at zero (Collier's scale);
+    # "pytorch_ntm" (LSTM only), pytorch-ntm's LSTMController: weights Uniform(+-5 / sqrt(D + C)), D the
+    # controller's input width and C its cells, all biases 0, learned h0 and c0 drawn Normal(0, 0.05^2)
+    controller_init: str = "normal"
     memory_slots: int = 128          # N, the paper's 128
     memory_width: int = 20           # M, the paper's 20
     read_heads: int = 1              # R
@@ -128,6 +134,10 @@ class NTMConfig:
             _check_int("controller_size", sizes, minimum=1)
         _check_choice("controller", self.controller, CONTROLLERS)
         _check_choice("controller_activation", self.controller_activation, CONTROLLER_ACTIVATIONS)
+        _check_choice("controller_init", self.controller_init, CONTROLLER_INITS)
+        if self.controller_init != "normal" and self.controller != "lstm":
+            raise ValueError(f"controller_init: got {self.controller_init!r}, but it applies only to an LSTM "
+                             f"controller (controller {self.controller!r}: use 'normal')")
         for name, choices in HEAD_ACTIVATION_CHOICES.items():
             _check_choice(name, getattr(self, name), choices, why=ACTIVATION_RULES[name])
         _check_choice("memory_init", self.memory_init, MEMORY_INITS)

@@ -67,7 +67,7 @@ PYTORCH_NTM_REVISIONS = (
 
 # Every revision: the conventions that never changed (docs/conventions.md section 3.2).
 PYTORCH_NTM_CONVENTIONS = dict(
-    controller="lstm", shift_range=1, shift_convention="correlation",
+    controller="lstm", controller_init="pytorch_ntm", shift_range=1, shift_convention="correlation",
     cosine_epsilon_mode="clamp_norms", cosine_epsilon=1e-8, cosine_input_offset=1e-16,
     sharpen_epsilon_mode="denominator", sharpen_epsilon=1e-16,
     memory_init="random", learn_initial_reads=False, fixed_initial_reads="random",

@@ -63,11 +63,18 @@ class StepCache(NamedTuple):
 # parameters
 # ---------------------------------------------------------------------------------------------------
 
+# pytorch-ntm's LSTMController.reset_parameters: LSTM weights Uniform(+-5 / sqrt(inputs + cells)), biases 0;
+# its learned initial state lstm_h_bias, lstm_c_bias = randn * 0.05.
+PYTORCH_NTM_LSTM_SCALE = 5.0
+PYTORCH_NTM_STATE0_STD = 0.05
+
+
 def init_params(config: NTMConfig, seed=0):
     """All learned parameters as one flat dict name -> float64 array, drawn from ``seed``.
 
     Weights ~ Normal(0, 1 / fan_in) (Collier's 1/sqrt(fan_in) scale), biases 0 (LSTM forget gates
-    LSTM_FORGET_BIAS). Names:
+    LSTM_FORGET_BIAS); with controller_init "pytorch_ntm" the LSTM's weights, biases and initial state are
+    drawn as pytorch-ntm draws them (NTMConfig.controller_init). Names:
         ctrl.<l>.W, ctrl.<l>.b            controller layer l ((D_l, C_l), or (D_l + C_l, 4 C_l) for LSTM)
         ctrl.<l>.h0, ctrl.<l>.c0          learned initial LSTM state (C_l,)  [lstm, learn_initial_controller_state]
         read.W, read.b / write.W, write.b controller output -> raw head parameters (C, R P_r) / (C, W P_w)
@@ -86,7 +93,14 @@ def init_params(config: NTMConfig, seed=0):
 
     width = c.input_size + R * M
     for l, size in enumerate(c.controller_sizes):
-        if c.controller == "lstm":
+        if c.controller == "lstm" and c.controller_init == "pytorch_ntm":
+            bound = PYTORCH_NTM_LSTM_SCALE / np.sqrt(c.input_size + R * M + size)   # its layers all use layer 0's D
+            p[f"ctrl.{l}.W"] = rng.uniform(-bound, bound, size=(width + size, 4 * size))
+            p[f"ctrl.{l}.b"] = np.zeros(4 * size)
+            if c.learn_initial_controller_state:
+                p[f"ctrl.{l}.h0"] = rng.normal(0.0, PYTORCH_NTM_STATE0_STD, size=size)
+                p[f"ctrl.{l}.c0"] = rng.normal(0.0, PYTORCH_NTM_STATE0_STD, size=size)
+        elif c.controller == "lstm":
             weight(f"ctrl.{l}.W", width + size, 4 * size)
             p[f"ctrl.{l}.b"] = np.zeros(4 * size)
             p[f"ctrl.{l}.b"][size:2 * size] = LSTM_FORGET_BIAS

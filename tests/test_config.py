@@ -25,6 +25,8 @@ BASE = dict(input_size=3, output_size=2)
     ("controller_size", (100, 0), "int >= 1"),
     ("controller_size", (), "non-empty tuple"),
     ("controller_activation", "gelu", "allowed"),
+    ("controller_init", "xavier", "allowed: 'normal', 'pytorch_ntm'"),
+    ("controller_init", "pytorch_ntm", "applies only to an LSTM controller"),
     ("key_activation", "softmax", "allowed (any elementwise activation): 'identity', 'relu', "),
     ("beta_activation", "tanh", "(a key strength must be >= 0): 'relu', "),
     ("gate_activation", "relu", "(a gate must lie in [0, 1]): 'hard_sigmoid', 'clip01', 'sigmoid'"),
@@ -85,6 +87,7 @@ def test_valid_configs_and_round_trip():
     dict(learn_initial_reads=False, learn_initial_weights=False, memory_init="random"),
     dict(controller="lstm", controller_size=(4, 3), memory_init="learned_constant",
          learn_initial_controller_state=False),
+    dict(controller="lstm", controller_size=(4, 3), controller_init="pytorch_ntm"),
 ])
 def test_count_params_equals_the_models_params(kw):
     config = NTMConfig(**BASE, memory_slots=6, memory_width=3, controller_size=5).replace(**kw)
@@ -104,3 +107,25 @@ def test_count_params_reproduces_the_papers_lstm_baseline_rows():
 def test_count_params_rejects_unknown_model():
     with pytest.raises(ValueError, match="^model:"):
         count_params(NTMConfig(**BASE), model="gru")
+
+
+def test_controller_init_pytorch_ntm_draws_the_lstm_as_pytorch_ntm_does():
+    """LSTMController.reset_parameters of pytorch-ntm: Uniform(+-5 / sqrt(D + C)) weights with D the
+    controller's input width (every layer), biases 0, learned h0 and c0 ~ Normal(0, 0.05^2); the rest of the
+    model is drawn as with the default init."""
+    import numpy as np
+    from ntm_ref.model import init_params
+    config = NTMConfig(**BASE, controller="lstm", controller_size=(60, 60), memory_width=7, read_heads=2,
+                       controller_init="pytorch_ntm")
+    p = init_params(config, seed=1)
+    bound = 5 / np.sqrt(3 + 2 * 7 + 60)
+    for l in (0, 1):
+        W = p[f"ctrl.{l}.W"]
+        assert np.abs(W).max() <= bound and np.abs(W).max() > 0.99 * bound
+        assert abs(W.std() - bound / np.sqrt(3)) < 0.02 * bound          # uniform, not the normal of "normal"
+        assert not p[f"ctrl.{l}.b"].any()                                   # forget gates too
+        for s in ("h0", "c0"):
+            assert 0.03 < p[f"ctrl.{l}.{s}"].std() < 0.07
+    default = init_params(config.replace(controller_init="normal"), seed=1)
+    assert default["ctrl.0.b"].any() and not default["ctrl.0.h0"].any()
+    assert sorted(p) == sorted(default) and all(p[k].shape == default[k].shape for k in p)
