@@ -204,21 +204,27 @@ def points_table(results):
     return markdown_table(["point", "status", "step", "sequences", "time", "val cost", "val bit errors"], rows)
 
 
-def _hold(x_grid, x, y):
-    """y held from each x to the next one (and past the last), NaN before the first.  -> (len(x_grid),)."""
+def _hold(x_grid, x, y, past_end=True):
+    """y held from each x to the next one (and past the last if past_end, else NaN there), NaN before the
+    first.  -> (len(x_grid),)."""
     idx = np.searchsorted(x, x_grid, side="right") - 1
-    return np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
+    held = np.where(idx >= 0, y[np.clip(idx, 0, None)], np.nan)
+    return held if past_end else np.where(x_grid <= x[-1], held, np.nan)
 
 
 def curve_bands(points, metric="val_bit_errors"):
     """Median, min and max over the finished seeds of a validation metric (a metrics.csv column) against
-    sequences (a run that stopped early keeps its last value).  -> (x, median, low, high) arrays, or None."""
-    runs = [(np.array([r["sequences"] for r in p.rows]), np.array([r[metric] for r in p.rows]))
-            for p in points if p.finished and p.rows]
+    sequences.  A seed that converged (early stop) keeps its last value past its end; one that ran out of
+    time or steps has none there (carrying it on would draw a run that stopped as one that stalled). The
+    curve is drawn where at least half of the seeds have a value.  -> (x, median, low, high), or None."""
+    runs = [(np.array([r["sequences"] for r in p.rows]), np.array([r[metric] for r in p.rows]),
+             (p.done or {}).get("reason") == "converged") for p in points if p.finished and p.rows]
     if not runs:
         return None
-    x = np.unique(np.concatenate([xs for xs, _ in runs]))
-    ys = np.stack([_hold(x, xs, vs) for xs, vs in runs])
+    x = np.unique(np.concatenate([xs for xs, _, _ in runs]))
+    ys = np.stack([_hold(x, xs, vs, past_end=converged) for xs, vs, converged in runs])
+    keep = 2 * np.sum(~np.isnan(ys), axis=0) >= len(runs)
+    x, ys = x[keep], ys[:, keep]
     with warnings.catch_warnings():          # a column of NaN (no seed there yet) is a NaN median
         warnings.simplefilter("ignore", RuntimeWarning)
         return x, np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)

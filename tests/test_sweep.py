@@ -528,3 +528,28 @@ def test_a_worker_started_with_dasks_malloc_trim_threshold_keeps_freed_memory():
               for how in ("plain", "keep")}
     assert faults["plain"] > 50 * 400, faults
     assert faults["keep"] < 50 * 10, faults
+
+
+def test_learning_curves_hold_a_converged_seed_and_end_a_seed_that_ran_out_of_time():
+    """curve_bands: past its last row a converged seed keeps its value, a seed stopped by its time limit has
+    none (it would otherwise draw as a stalled run), and the curve ends where fewer than half the seeds
+    have a value."""
+    from ntm_ref.report import PointResult, curve_bands
+    settings = TrainSettings(task="copy", early_stop=True)
+
+    def point(name, seqs, errors, reason):
+        rows = [{"sequences": s, "val_bit_errors": e} for s, e in zip(seqs, errors)]
+        return PointResult(name, settings, rows, {"reason": reason}, True)
+
+    points = [point("a", [100, 200], [5.0, 0.05], "converged"),
+              point("b", [100, 200, 300, 400], [9.0, 8.0, 7.0, 6.0], "time"),
+              point("c", [100, 200, 300], [7.0, 4.0, 3.0], "time")]
+    x, median, low, high = curve_bands(points)
+    np.testing.assert_array_equal(x, [100, 200, 300, 400])
+    np.testing.assert_array_equal(median, [7.0, 4.0, 3.0, 3.025])  # at 400: a (held, 0.05) and b (6); c has ended
+    np.testing.assert_array_equal(low, [5.0, 0.05, 0.05, 0.05])
+    np.testing.assert_array_equal(high, [9.0, 8.0, 7.0, 6.0])
+    points[0] = point("a", [100, 200], [5.0, 0.05], "time")        # a ran out of time instead
+    x, median, _, _ = curve_bands(points)
+    np.testing.assert_array_equal(x, [100, 200, 300])               # at 400 only b: under half the seeds
+    np.testing.assert_array_equal(median, [7.0, 4.0, 5.0])
