@@ -38,7 +38,7 @@ for part in "${PARTS[@]}"; do
                          --optimizer adam --eval-every 100 ;;
         repeat-copy) sweep repeat-copy 12 --task repeat_copy --model ntm-ff ntm-lstm --seeds 0-4 --early-stop ;;
         baseline)    sweep baseline 10 --task copy associative_recall --model lstm --seeds 0-2 --early-stop ;;
-        long)        sweep long 10 --task ngrams priority_sort --seeds 0-2 ;;
+        long)        sweep long 12 --task ngrams priority_sort --seeds 0-2 ;;
         *) echo "unknown part: $part (parts: copy-ff copy-lstm ar-ff ar-lstm repeat-copy baseline long)" >&2
            exit 2 ;;
     esac
