@@ -31,7 +31,7 @@ sweep() {   # sweep PART DEFAULT_MINUTES ARGS...: the part's sweep, then its rep
 for part in "${PARTS[@]}"; do
     case $part in
         copy-ff)     sweep copy-ff 10 --task copy --seeds 0-9 --early-stop ;;
-        copy-lstm)   sweep copy-lstm 10 --task copy --model ntm-lstm --seeds 0-9 --early-stop ;;
+        copy-lstm)   sweep copy-lstm 10 --task copy --model ntm-lstm --seeds 0-9 --optimizer rmsprop --early-stop ;;
         ar-ff)       sweep ar-ff 12 --task associative_recall --seeds 0-4 --batch-size 16 --optimizer adam \
                          --eval-every 100 ;;
         ar-lstm)     sweep ar-lstm 10 --task associative_recall --model ntm-lstm --seeds 0-4 --batch-size 16 \
