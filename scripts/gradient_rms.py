@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))   # this checkout's ntm_ref
 from ntm_ref import train  # noqa: E402
+from ntm_ref.checkpoint import CheckpointError  # noqa: E402
 
 
 def main(argv=None):
@@ -30,8 +31,13 @@ def main(argv=None):
     parser.add_argument("--below", type=float, default=0.01, help="the size to count elements under")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.sequences < 1:
+        parser.error(f"--sequences: got {args.sequences}; must be >= 1")
     if args.checkpoint:
-        model, saved, _ = train.load_model(args.checkpoint)
+        try:
+            model, saved, _ = train.load_model(args.checkpoint)
+        except (CheckpointError, OSError) as err:
+            parser.exit(2, f"gradient_rms.py: error: {err}\n")
         settings = train.TrainSettings(**saved)
     else:
         settings = train.TrainSettings(task=args.task, model=args.model)
