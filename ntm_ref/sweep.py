@@ -606,7 +606,8 @@ def _connect(scheduler, workers):
     except BaseException:
         cluster.close()
         raise
-    return client, cluster, f"a local cluster of {workers} worker processes (1 thread each)"
+    plural = "es" if workers != 1 else ""
+    return client, cluster, f"a local cluster of {workers} worker process{plural} (1 thread each)"
 
 
 def _running(client, keys):
