@@ -311,13 +311,14 @@ def test_non_finite_loss_stops_with_a_replayable_dump(tmp_path, monkeypatch):
 
 def test_unset_batch_size_and_optimizer_come_from_the_tasks_measured_recipe():
     """docs/results.md's tables: copy keeps the paper's Graves RMSProp at batch 1 (the LSTM-controller NTM:
-    pytorch-ntm's RMSProp); associative recall with the feedforward NTM trains with Adam at batch 16; what is
-    given is kept; the saved settings hold values."""
+    pytorch-ntm's RMSProp); associative recall trains with Adam at batch 16 (both controllers); a pair
+    without a measured entry has the paper's recipe; what is given is kept; the saved settings hold values."""
     from ntm_ref.train import RECIPES, recipe
     assert (TrainSettings().batch_size, TrainSettings().optimizer) == (1, "graves_rmsprop")
     ar = TrainSettings(task="associative_recall")
     assert (ar.batch_size, ar.optimizer) == (16, "adam") == tuple(RECIPES[("associative_recall", "ntm-ff")].values())
-    assert recipe("associative_recall", "ntm-lstm") == {"batch_size": 1, "optimizer": "graves_rmsprop"}
+    assert recipe("associative_recall", "ntm-lstm") == {"batch_size": 16, "optimizer": "adam"}
+    assert recipe("repeat_copy", "ntm-lstm") == {"batch_size": 1, "optimizer": "graves_rmsprop"}
     lstm_copy = TrainSettings(model="ntm-lstm")
     assert (lstm_copy.batch_size, lstm_copy.optimizer, training.learning_rate(lstm_copy)) == (1, "rmsprop", 1e-4)
     given = TrainSettings(task="associative_recall", batch_size=4, optimizer="graves_rmsprop")
