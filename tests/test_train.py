@@ -347,3 +347,42 @@ def test_gradient_rms_script_counts_the_elements_below_the_size(capsys):
     rms = np.concatenate([np.sqrt(sum(g[k] ** 2 for g in grads) / 3).ravel() for k in model.params])
     assert set(rows) == set(model.params) | {"all"}
     assert rows["all"][-1] == f"{np.mean(rms < 0.005):.0%}" and rows["all"][1] == f"{rms.size:,}"
+
+
+def _script(name):
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_export_reference_model_writes_a_loadable_model_or_one_error_line(tmp_path, capsys):
+    """scripts/export_reference_model.py: a run's checkpoint becomes a folder that loads and gives the
+    validation numbers its eval.txt records; a missing or damaged checkpoint, a path as the name or
+    --sequences 0 is one error line (exit 2) and leaves nothing under the root."""
+    from ntm_ref.evaluate import load_for_eval
+    from tasks import make_task
+    script = _script("export_reference_model")
+    run, root = tmp_path / "run", tmp_path / "root"
+    root.mkdir()
+    train(TrainSettings(**{**TINY, "steps": 10, "optimizer": "graves_rmsprop"}), str(run), log=quiet)
+    (tmp_path / "damaged.npz").write_bytes(b"not a checkpoint")
+    for argv in ([str(tmp_path / "missing.npz"), "m"], [str(tmp_path / "damaged.npz"), "m"],
+                 [str(run / "checkpoint.npz"), "../m"], [str(run / "checkpoint.npz"), "m", "--sequences", "0"]):
+        with pytest.raises(SystemExit) as stop:
+            script.main(argv, root=str(root))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and "Traceback" not in "\n".join(err) and "error:" in err[-1], err
+        assert os.listdir(root) == []
+    assert script.main([str(run / "checkpoint.npz"), "m", "--sequences", "2"], root=str(root)) == 0
+    assert sorted(os.listdir(root)) == ["m"] and sorted(os.listdir(root / "m")) == ["config.json", "eval.txt",
+                                                                                       "params.npz"]
+    text = (root / "m" / "eval.txt").read_text()
+    assert "reference_models/m" in text and ".part-" not in text
+    model, _, _ = load_for_eval(str(root / "m"), task="copy")
+    x, y, mask = make_task("copy").validation_set()     # eval.txt's sets are the task's defaults
+    cost, errors = training.cost_and_bit_errors(model, x, y, mask)
+    row = next(line.split() for line in text.splitlines() if line.startswith("validation"))
+    assert (f"{cost:.3f}", f"{errors:.3f}") == (row[3], row[4])
