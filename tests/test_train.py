@@ -24,6 +24,16 @@ def params_of(out):
     return load_checkpoint(os.path.join(out, "checkpoint.npz")).params
 
 
+def _script(name):
+    """scripts/<name>.py loaded as a module (the scripts are not a package)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def files_of(out):
     return {name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))}
 
@@ -333,12 +343,7 @@ def test_unset_batch_size_and_optimizer_come_from_the_tasks_measured_recipe():
 def test_gradient_rms_script_counts_the_elements_below_the_size(capsys):
     """scripts/gradient_rms.py (docs/results.md's LSTM-controller recipe): every parameter has a row, and the
     'all' row's fraction is that of the RMS gradients computed here."""
-    import importlib.util
-    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "gradient_rms.py")
-    spec = importlib.util.spec_from_file_location("gradient_rms", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    script.main(["--model", "ntm-ff", "--sequences", "3", "--below", "0.005"])
+    _script("gradient_rms").main(["--model", "ntm-ff", "--sequences", "3", "--below", "0.005"])
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
     settings = TrainSettings(task="copy", model="ntm-ff")
     model, task = training.build_model(settings)
@@ -347,15 +352,6 @@ def test_gradient_rms_script_counts_the_elements_below_the_size(capsys):
     rms = np.concatenate([np.sqrt(sum(g[k] ** 2 for g in grads) / 3).ravel() for k in model.params])
     assert set(rows) == set(model.params) | {"all"}
     assert rows["all"][-1] == f"{np.mean(rms < 0.005):.0%}" and rows["all"][1] == f"{rms.size:,}"
-
-
-def _script(name):
-    import importlib.util
-    path = os.path.join(os.path.dirname(__file__), "..", "scripts", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def test_export_reference_model_writes_a_loadable_model_or_one_error_line(tmp_path, capsys):
